@@ -1,0 +1,1 @@
+"""Exporters of trained scenes (registered in ``nerfreg.registry.EXPORTERS``)."""

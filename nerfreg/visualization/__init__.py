@@ -1,0 +1,2 @@
+"""Visualizer backends. mmengine's ``LocalVisBackend``, ``TensorboardVisBackend`` and
+``WandbVisBackend`` resolve through the parent registry; nerfreg-specific ones go here."""

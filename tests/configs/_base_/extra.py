@@ -1,0 +1,2 @@
+extra_value = 0.07
+extra_list = [1, 2]

@@ -1,0 +1,2 @@
+_base_ = ['./toy.py']
+model = dict(_delete_=True, type='ToyModel')

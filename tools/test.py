@@ -1,0 +1,11 @@
+"""Test a checkpoint: ``python tools/test.py CONFIG CHECKPOINT``."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from nerfreg.cli.test import main  # noqa: E402
+
+if __name__ == '__main__':
+    sys.exit(main())
