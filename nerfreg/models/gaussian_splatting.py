@@ -1,0 +1,252 @@
+"""3D Gaussian Splatting model (Kerbl et al. 2023): parameters, losses, metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Union
+
+import torch
+from torch import Tensor, nn
+
+from nerfreg.metrics.functional import psnr, ssim
+from nerfreg.registry import MODELS
+
+from .base import BaseModel
+from .init import knn_mean_sq_dist, rgb_to_sh0
+from .losses import l1_ssim_loss
+
+logger = logging.getLogger(__name__)
+
+BackgroundSpec = Union[str, Sequence[float]]
+_NAMED_BACKGROUNDS = {'black': (0.0, 0.0, 0.0), 'white': (1.0, 1.0, 1.0)}
+
+
+def _parse_background(spec: BackgroundSpec) -> tuple[float, float, float] | str:
+    if isinstance(spec, str):
+        if spec == 'random':
+            return spec
+        if spec in _NAMED_BACKGROUNDS:
+            return _NAMED_BACKGROUNDS[spec]
+        raise ValueError(f"background must be 'white', 'black', 'random' or [r, g, b], "
+                         f'got {spec!r}')
+    values = tuple(float(v) for v in spec)
+    if len(values) != 3:
+        raise ValueError(f'background [r, g, b] needs 3 values, got {spec!r}')
+    return values
+
+
+@MODELS.register_module()
+class GaussianSplatting(BaseModel):
+    """A set of anisotropic 3D Gaussians with SH colours.
+
+    Parameters (``self.params``): ``means [N,3]``, ``scales [N,3]`` (log), ``quats [N,4]``
+    (wxyz, unnormalised), ``opacities [N]`` (logit), ``sh0 [N,1,3]``, ``shN [N,K-1,3]``
+    with ``K = (sh_degree+1)^2``. The active SH degree grows by one every
+    ``sh_degree_interval`` steps; it is derived from the step, kept in the ``step``
+    buffer (saved in checkpoints) or given as ``batch['step']``.
+
+    Args:
+        sh_degree: maximum SH degree (0..3).
+        sh_degree_interval: steps between SH degree increases.
+        init_opacity: initial opacity of every Gaussian.
+        init_scale: multiplier of the k-NN initial scale.
+        knn: neighbours for the initial scale (3 as in 3DGS).
+        num_random: Gaussians placed uniformly when the scene has no points.
+        random_extent: half size of the random cube, in units of ``scene_extent``.
+        max_init_points: random subset of the point cloud at most this large (None: all).
+        background: 'white' | 'black' | 'random' | [r, g, b]. With 'random' each training
+            view gets a random colour and images with alpha are re-composited on it.
+        eval_background: background at evaluation (default: ``background``, black when
+            that is 'random').
+        ssim_lambda: weight of ``1 - SSIM`` in the loss.
+        opacity_reg, scale_reg: optional L1 regularisers on activated opacities / scales.
+    """
+
+    def __init__(self, sh_degree: int = 3, sh_degree_interval: int = 1000,
+                 init_opacity: float = 0.1, init_scale: float = 1.0, knn: int = 3,
+                 num_random: int = 100_000, random_extent: float = 1.0,
+                 max_init_points: int | None = None, background: BackgroundSpec = 'black',
+                 eval_background: BackgroundSpec | None = None, ssim_lambda: float = 0.2,
+                 opacity_reg: float = 0.0, scale_reg: float = 0.0) -> None:
+        super().__init__()
+        if not 0 <= sh_degree <= 3:
+            raise ValueError(f'sh_degree must be in 0..3, got {sh_degree}')
+        self.sh_degree = int(sh_degree)
+        self.sh_degree_interval = int(sh_degree_interval)
+        self.init_opacity = float(init_opacity)
+        self.init_scale = float(init_scale)
+        self.knn = int(knn)
+        self.num_random = int(num_random)
+        self.random_extent = float(random_extent)
+        self.max_init_points = max_init_points
+        self.background = _parse_background(background)
+        if eval_background is None:
+            eval_background = 'black' if self.background == 'random' else background
+        self.eval_background = _parse_background(eval_background)
+        if self.eval_background == 'random':
+            raise ValueError("eval_background cannot be 'random'")
+        self.ssim_lambda = float(ssim_lambda)
+        self.opacity_reg = float(opacity_reg)
+        self.scale_reg = float(scale_reg)
+        k = (self.sh_degree + 1) ** 2
+        self.params = nn.ParameterDict({
+            'means': nn.Parameter(torch.zeros(0, 3)),
+            'scales': nn.Parameter(torch.zeros(0, 3)),
+            'quats': nn.Parameter(torch.zeros(0, 4)),
+            'opacities': nn.Parameter(torch.zeros(0)),
+            'sh0': nn.Parameter(torch.zeros(0, 1, 3)),
+            'shN': nn.Parameter(torch.zeros(0, k - 1, 3)),
+        })
+        self.register_buffer('step', torch.zeros((), dtype=torch.long))
+        # Background the dataset composited its images on (to re-composite with alpha).
+        self.register_buffer('data_background', torch.zeros(3))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_gaussians(self) -> int:
+        return int(self.params['means'].shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.step.device
+
+    def active_sh_degree(self, step: int | None = None) -> int:
+        """SH degree in use at ``step`` (default: the model's current step)."""
+        step = int(self.step) if step is None else int(step)
+        if self.sh_degree_interval <= 0:
+            return self.sh_degree
+        return min(self.sh_degree, step // self.sh_degree_interval)
+
+    def set_step(self, step: int) -> None:
+        """Tell the model which training step comes next."""
+        self.step.fill_(int(step))
+
+    # ------------------------------------------------------------------ initialisation
+    @torch.no_grad()
+    def setup(self, scene: Any) -> None:
+        """Initialise from ``scene.points`` / ``points_rgb`` or random points in the bounds."""
+        device = self.device
+        points = getattr(scene, 'points', None)
+        colors = getattr(scene, 'points_rgb', None)
+        extent = float(getattr(scene, 'scene_extent', 1.0) or 1.0)
+        bg = getattr(scene, 'background', None)
+        if bg is not None:
+            self.data_background.copy_(torch.as_tensor(bg, dtype=torch.float32).reshape(3))
+        if points is None or len(points) == 0:
+            center = getattr(scene, 'scene_center', None)
+            center = (torch.zeros(3) if center is None
+                      else torch.as_tensor(center, dtype=torch.float32).reshape(3))
+            half = self.random_extent * extent
+            points = center + (torch.rand(self.num_random, 3) * 2 - 1) * half
+            colors = torch.rand(self.num_random, 3)
+            logger.info('GaussianSplatting: %d random points (no point cloud)', self.num_random)
+        else:
+            points = torch.as_tensor(points, dtype=torch.float32)
+            colors = (torch.full_like(points, 0.5) if colors is None
+                      else torch.as_tensor(colors, dtype=torch.float32))
+            if self.max_init_points is not None and len(points) > self.max_init_points:
+                keep = torch.randperm(len(points))[:self.max_init_points]
+                points, colors = points[keep], colors[keep]
+        self.init_from_points(points.to(device), colors.to(device))
+
+    @torch.no_grad()
+    def init_from_points(self, points: Tensor, colors: Tensor) -> None:
+        """Gaussians at ``points [P,3]`` with ``colors [P,3]`` (0..1), isotropic scales
+        from the RMS distance to the ``knn`` nearest neighbours, identity rotations."""
+        n = points.shape[0]
+        dist2 = knn_mean_sq_dist(points, self.knn).clamp_min(1e-7)
+        log_scale = torch.log(torch.sqrt(dist2) * self.init_scale)
+        quats = torch.zeros(n, 4, device=points.device)
+        quats[:, 0] = 1.0
+        opacity = torch.logit(torch.full((n,), self.init_opacity, device=points.device))
+        k = (self.sh_degree + 1) ** 2
+        values = {
+            'means': points.float(),
+            'scales': log_scale[:, None].repeat(1, 3),
+            'quats': quats,
+            'opacities': opacity,
+            'sh0': rgb_to_sh0(colors.float().clamp(0, 1))[:, None, :],
+            'shN': torch.zeros(n, k - 1, 3, device=points.device),
+        }
+        for name, value in values.items():
+            self.params[name] = nn.Parameter(value.contiguous())
+
+    # ------------------------------------------------------------------ rendering
+    def _backgrounds(self, batch_size: int, device: torch.device) -> Tensor:
+        spec = self.background if self.training else self.eval_background
+        if spec == 'random':
+            return torch.rand(batch_size, 3, device=device)
+        return torch.tensor(spec, device=device, dtype=torch.float32).expand(batch_size, 3)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Activated Gaussians for the renderer (``render_inputs``)."""
+        step = batch.get('step')
+        p = self.params
+        n_views = batch['viewmats'].shape[0]
+        return dict(
+            means=p['means'], quats=p['quats'], scales=torch.exp(p['scales']),
+            opacities=torch.sigmoid(p['opacities']),
+            colors=torch.cat([p['sh0'], p['shN']], dim=1),
+            sh_degree=self.active_sh_degree(step),
+            backgrounds=self._backgrounds(n_views, p['means'].device))
+
+    def target_image(self, render_results: dict[str, Any], batch: dict[str, Any]) -> Tensor:
+        """Ground truth on the background used for the render ``[B,H,W,3]``."""
+        image = batch['image']
+        alpha = batch.get('alpha')
+        bg = render_results.get('backgrounds')
+        if alpha is None or bg is None:
+            return image
+        data_bg = self.data_background.to(image.device)
+        return image + (bg.to(image.dtype) - data_bg)[:, None, None, :] * (1.0 - alpha)
+
+    # ------------------------------------------------------------------ training
+    def get_loss_dict(self, render_results: dict[str, Any],
+                      batch: dict[str, Any]) -> dict[str, Tensor]:
+        """``loss = (1-l) L1 + l (1-SSIM)`` (+ optional regularisers)."""
+        target = self.target_image(render_results, batch)
+        losses = l1_ssim_loss(render_results['rgb'], target, self.ssim_lambda)
+        if self.opacity_reg > 0:
+            losses['opacity_reg'] = self.opacity_reg * torch.sigmoid(
+                self.params['opacities']).mean()
+            losses['loss'] = losses['loss'] + losses['opacity_reg']
+        if self.scale_reg > 0:
+            losses['scale_reg'] = self.scale_reg * torch.exp(self.params['scales']).mean()
+            losses['loss'] = losses['loss'] + losses['scale_reg']
+        return losses
+
+    def get_optimizer_dict(self, loss_dict: dict[str, Tensor], render_results: dict[str, Any],
+                           batch: dict[str, Any], step: int) -> dict[str, Any]:
+        """What ``GaussianOptimizer.update_model`` needs; advances the model's step."""
+        meta = render_results['meta']
+        self.set_step(int(step) + 1)
+        return dict(step=int(step), means2d=meta['means2d'], radii=meta['radii'],
+                    width=int(meta['width']), height=int(meta['height']),
+                    n_cameras=int(meta['n_cameras']))
+
+    @torch.no_grad()
+    def get_metric_dict(self, render_results: dict[str, Any],
+                        batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Per-view ``psnr [B]`` and ``ssim [B]`` of the clamped render."""
+        pred = render_results['rgb'].clamp(0, 1)
+        target = self.target_image(render_results, batch).clamp(0, 1)
+        small = min(pred.shape[1:3]) < 11
+        return {'psnr': psnr(pred, target),
+                'ssim': ssim(pred, target, padding='same' if small else 'valid')}
+
+    # ------------------------------------------------------------------ checkpoints
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True,
+                        assign: bool = False):
+        """Load, first resizing parameters to the checkpoint's number of Gaussians."""
+        for name in list(self.params.keys()):
+            value = state_dict.get(f'params.{name}')
+            old = self.params[name]
+            if value is not None and tuple(value.shape) != tuple(old.shape):
+                self.params[name] = nn.Parameter(
+                    torch.empty(value.shape, dtype=old.dtype, device=old.device),
+                    requires_grad=old.requires_grad)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def extra_repr(self) -> str:
+        return f'num_gaussians={self.num_gaussians}, sh_degree={self.sh_degree}'

@@ -1,0 +1,6 @@
+"""Optimizers (``OPTIMIZERS``) and step-indexed lr schedulers (``PARAM_SCHEDULERS``)."""
+
+from .gaussian_optimizer import DEFAULT_LRS, GaussianOptimizer
+from .schedulers import ExponentialDecayLR, StepLRScheduler
+
+__all__ = ['DEFAULT_LRS', 'GaussianOptimizer', 'ExponentialDecayLR', 'StepLRScheduler']

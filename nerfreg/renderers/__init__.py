@@ -1,0 +1,5 @@
+"""Renderers (``RENDERERS``) used by the trainer."""
+
+from .gaussian_renderer import GaussianSplatRenderer
+
+__all__ = ['GaussianSplatRenderer']

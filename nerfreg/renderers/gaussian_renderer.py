@@ -1,0 +1,58 @@
+"""Renderer wrapping ``nerfreg.ops.rasterization`` for the trainer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nerfreg.registry import RENDERERS
+
+_DEPTH_MODES = ('D', 'ED', 'RGB+D', 'RGB+ED')
+
+
+@RENDERERS.register_module()
+class GaussianSplatRenderer:
+    """``renderer(render_inputs, batch) -> {'rgb', 'alpha', 'depth', 'meta', 'backgrounds'}``.
+
+    ``render_inputs`` come from the model's ``forward`` (activated Gaussians, SH degree,
+    backgrounds); cameras (``viewmats``, ``Ks``, ``width``, ``height``) from the batch.
+    ``rgb`` is absent in depth-only modes and ``depth`` in 'RGB'.
+    """
+
+    def __init__(self, backend: str = 'auto', render_mode: str = 'RGB+ED',
+                 near_plane: float = 0.01, far_plane: float = 1e10, tile_size: int = 16,
+                 eps2d: float = 0.3, radius_clip: float = 0.0) -> None:
+        self.backend = backend
+        self.render_mode = render_mode
+        self.near_plane = float(near_plane)
+        self.far_plane = float(far_plane)
+        self.tile_size = int(tile_size)
+        self.eps2d = float(eps2d)
+        self.radius_clip = float(radius_clip)
+
+    def __call__(self, render_inputs: dict[str, Any], batch: dict[str, Any],
+                 render_mode: str | None = None) -> dict[str, Any]:
+        from nerfreg.ops import rasterization
+
+        mode = render_mode or self.render_mode
+        backgrounds = render_inputs.get('backgrounds')
+        colors, alphas, meta = rasterization(
+            means=render_inputs['means'], quats=render_inputs['quats'],
+            scales=render_inputs['scales'], opacities=render_inputs['opacities'],
+            colors=render_inputs['colors'], viewmats=batch['viewmats'], Ks=batch['Ks'],
+            width=int(batch['width']), height=int(batch['height']),
+            sh_degree=render_inputs.get('sh_degree'), near_plane=self.near_plane,
+            far_plane=self.far_plane, backgrounds=backgrounds, render_mode=mode,
+            backend=self.backend, tile_size=self.tile_size, eps2d=self.eps2d,
+            radius_clip=self.radius_clip)
+        out: dict[str, Any] = {'alpha': alphas, 'meta': meta, 'backgrounds': backgrounds}
+        if mode in ('RGB', 'RGB+D', 'RGB+ED'):
+            out['rgb'] = colors[..., :3]
+        if mode in _DEPTH_MODES:
+            out['depth'] = colors[..., -1:]
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass

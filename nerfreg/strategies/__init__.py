@@ -1,0 +1,8 @@
+"""Densification strategies (``STRATEGIES``) and structure ops on params + Adam state."""
+
+from . import ops
+from .base import Strategy
+from .default import DefaultStrategy
+
+__all__ = ['ops', 'Strategy', 'DefaultStrategy']
+

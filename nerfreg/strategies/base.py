@@ -1,0 +1,72 @@
+"""Strategy interface: structure updates (densify / prune / relocate) of Gaussians.
+
+A strategy is a stateless, config-built object in the ``STRATEGIES`` registry. Its
+mutable statistics live in a plain ``state`` dict created by ``initialize_state`` and
+owned by the optimizer (saved in its ``state_dict``), so resume is exact and a strategy
+can be swapped by name in the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+Params = MutableMapping[str, nn.Parameter]
+
+
+class Strategy:
+    """Base strategy: no structure updates."""
+
+    def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
+        """Fresh strategy state (statistics are created lazily at the first step)."""
+        return {'scene_scale': float(scene_scale)}
+
+    def check_sanity(self, params: Params, optimizer: torch.optim.Optimizer) -> None:
+        """Check that every parameter has its own optimizer group named after it."""
+        names = {g.get('name') for g in optimizer.param_groups}
+        missing = [k for k in params.keys() if k not in names]
+        if missing:
+            raise ValueError(f'{type(self).__name__}: parameters {missing} have no optimizer '
+                             'param group of the same name')
+        n = {k: v.shape[0] for k, v in params.items()}
+        if len(set(n.values())) > 1:
+            raise ValueError(f'{type(self).__name__}: parameters disagree on N: {n}')
+
+    def step_pre_backward(self, params: Params, optimizer: torch.optim.Optimizer,
+                          state: dict[str, Any], step: int, info: dict[str, Any]) -> None:
+        """Before ``loss.backward()``: make sure screen-space means keep their gradient."""
+        means2d = info.get('means2d')
+        if isinstance(means2d, Tensor) and means2d.requires_grad and not means2d.is_leaf:
+            means2d.retain_grad()
+
+    def step_post_backward(self, params: Params, optimizer: torch.optim.Optimizer,
+                           state: dict[str, Any], step: int, info: dict[str, Any],
+                           **kwargs: Any) -> dict[str, Any]:
+        """After the parameter update: gather statistics and edit the structure.
+
+        Returns a dict of scalars for logging (e.g. numbers of grown / pruned Gaussians).
+        """
+        return {}
+
+    def reduce_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Combine statistics across processes before structure decisions.
+
+        The single place where multi-process training all-reduces (sum of gradient
+        accumulators and counts, max of radii). A no-op in one process.
+        """
+        return state
+
+    def state_dict(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Serialisable copy of ``state``."""
+        return {k: (v.detach().clone() if isinstance(v, Tensor) else v) for k, v in state.items()}
+
+    def load_state_dict(self, state_dict: dict[str, Any],
+                        device: torch.device | str | None = None) -> dict[str, Any]:
+        """State rebuilt from ``state_dict`` (tensors moved to ``device``)."""
+        state = self.initialize_state()
+        for k, v in state_dict.items():
+            state[k] = v.to(device) if isinstance(v, Tensor) and device is not None else v
+        return state

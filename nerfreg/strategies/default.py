@@ -1,0 +1,201 @@
+"""3DGS adaptive density control: clone / split / prune and periodic opacity reset."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from nerfreg.registry import STRATEGIES
+
+from . import ops
+from .base import Params, Strategy
+
+logger = logging.getLogger(__name__)
+
+
+@STRATEGIES.register_module()
+class DefaultStrategy(Strategy):
+    """Densification of Kerbl et al. 2023 ("3D Gaussian Splatting"), gsplat-style.
+
+    Every step before ``refine_stop`` the norm of each visible Gaussian's screen-space
+    mean gradient (scaled to NDC units: x by ``width/2``, y by ``height/2``, times the
+    number of cameras of the batch) is accumulated with a visibility count, and the
+    largest screen radius (as a fraction of ``max(width, height)``) is tracked. Every
+    ``refine_every`` steps after ``refine_start``:
+
+    * Gaussians whose averaged gradient exceeds ``grow_grad2d`` grow: cloned when their
+      largest scale is at most ``grow_scale3d * scene_scale`` (3DGS ``percent_dense``),
+      else split into ``n_split`` children sampled from them with scales / 1.6;
+      growth is limited to ``cap_max`` Gaussians (highest gradients first);
+    * Gaussians with opacity below ``prune_opa`` are pruned and, after the first
+      opacity reset, also those larger than ``prune_scale3d * scene_scale`` in world
+      space or ``prune_scale2d`` of the image in screen space (``None`` disables);
+    * statistics restart from zero.
+
+    Every ``reset_every`` steps opacities are clamped to ``reset_opacity``.
+    Steps are the trainer's 0-based step indices.
+    """
+
+    def __init__(self, refine_start: int = 500, refine_stop: int = 15_000,
+                 refine_every: int = 100, reset_every: int = 3000,
+                 pause_refine_after_reset: int = 0, grow_grad2d: float = 0.0002,
+                 grow_scale3d: float = 0.01, grow_scale2d: float = 0.05,
+                 refine_scale2d_stop: int = 0, prune_opa: float = 0.005,
+                 prune_scale3d: float = 0.1, prune_scale2d: float | None = 0.15,
+                 reset_opacity: float = 0.01, n_split: int = 2, split_scale_factor: float = 1.6,
+                 revised_opacity: bool = False, cap_max: int | None = None,
+                 verbose: bool = False) -> None:
+        self.refine_start = refine_start
+        self.refine_stop = refine_stop
+        self.refine_every = refine_every
+        self.reset_every = reset_every
+        self.pause_refine_after_reset = pause_refine_after_reset
+        self.grow_grad2d = grow_grad2d
+        self.grow_scale3d = grow_scale3d
+        self.grow_scale2d = grow_scale2d
+        self.refine_scale2d_stop = refine_scale2d_stop
+        self.prune_opa = prune_opa
+        self.prune_scale3d = prune_scale3d
+        self.prune_scale2d = prune_scale2d
+        self.reset_opacity = reset_opacity
+        self.n_split = n_split
+        self.split_scale_factor = split_scale_factor
+        self.revised_opacity = revised_opacity
+        self.cap_max = cap_max
+        self.verbose = verbose
+
+    def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
+        return {'grad2d': None, 'count': None, 'radii': None, 'scene_scale': float(scene_scale)}
+
+    # ------------------------------------------------------------------ statistics
+    @torch.no_grad()
+    def update_state(self, params: Params, state: dict[str, Any], info: dict[str, Any]) -> None:
+        """Accumulate screen-space gradient norms, visibility counts and max radii."""
+        means2d = info['means2d']
+        grad = means2d.grad if isinstance(means2d, Tensor) else None
+        if grad is None:
+            raise RuntimeError(
+                'DefaultStrategy: info["means2d"] has no gradient; the renderer must return '
+                'meta["means2d"] with retain_grad() and update_model must run after '
+                'loss.backward()')
+        width, height = int(info['width']), int(info['height'])
+        n_cameras = int(info.get('n_cameras', grad.shape[0] if grad.dim() == 3 else 1))
+        grad = grad.reshape(-1, grad.shape[-2], 2).clone()
+        grad[..., 0] *= width / 2.0 * n_cameras
+        grad[..., 1] *= height / 2.0 * n_cameras
+        radii = info['radii'].reshape(grad.shape[0], grad.shape[1], *info['radii'].shape[2:])
+        if radii.dim() == 3:  # per-axis radii
+            radii = radii.max(dim=-1).values
+        n = params['means'].shape[0]
+        device = grad.device
+        for key in ('grad2d', 'count', 'radii'):
+            if state.get(key) is None or state[key].shape[0] != n:
+                state[key] = torch.zeros(n, device=device)
+        visible = radii > 0
+        gs_ids = torch.where(visible)[1]
+        state['grad2d'].index_add_(0, gs_ids, grad[visible].norm(dim=-1))
+        state['count'].index_add_(0, gs_ids, torch.ones_like(gs_ids, dtype=torch.float32))
+        state['radii'].scatter_reduce_(0, gs_ids, radii[visible].float() / max(width, height),
+                                       reduce='amax')
+
+    # ------------------------------------------------------------------ main entry
+    def step_post_backward(self, params: Params, optimizer: torch.optim.Optimizer,
+                           state: dict[str, Any], step: int, info: dict[str, Any],
+                           **kwargs: Any) -> dict[str, Any]:
+        stats: dict[str, Any] = {}
+        if step >= self.refine_stop:
+            return stats
+        self.update_state(params, state, info)
+        if (step > self.refine_start and step % self.refine_every == 0
+                and step % self.reset_every >= self.pause_refine_after_reset):
+            reduced = self.reduce_state(state)
+            if reduced is not state:
+                state.update(reduced)
+            n_dupli, n_split = self.grow(params, optimizer, state, step)
+            n_prune = self.prune(params, optimizer, state, step)
+            n = params['means'].shape[0]
+            for key in ('grad2d', 'count', 'radii'):
+                state[key] = torch.zeros(n, device=params['means'].device)
+            stats.update(n_dupli=n_dupli, n_split=n_split, n_prune=n_prune)
+            if self.verbose:
+                logger.info('step %d: %d cloned, %d split, %d pruned, now %d Gaussians',
+                            step, n_dupli, n_split, n_prune, n)
+        if step % self.reset_every == 0 and step > 0:
+            ops.reset_opacity(params, optimizer, self.reset_opacity)
+            stats['opacity_reset'] = True
+        return stats
+
+    # ------------------------------------------------------------------ decisions
+    @torch.no_grad()
+    def grow_masks(self, params: Params, state: dict[str, Any],
+                   step: int) -> tuple[Tensor, Tensor]:
+        """Boolean masks ``(clone, split)`` of the Gaussians to grow, within ``cap_max``."""
+        n = params['means'].shape[0]
+        device = params['means'].device
+        if state.get('count') is None or state['count'].shape[0] != n:
+            empty = torch.zeros(n, dtype=torch.bool, device=device)
+            return empty, empty.clone()
+        avg_grad = state['grad2d'] / state['count'].clamp_min(1)
+        high = avg_grad > self.grow_grad2d
+        small = torch.exp(params['scales']).max(dim=-1).values <= (
+            self.grow_scale3d * state['scene_scale'])
+        is_dupli = high & small
+        is_split = high & ~small
+        if step < self.refine_scale2d_stop:
+            is_split |= state['radii'] > self.grow_scale2d
+        if self.cap_max is not None:
+            budget = max(int(self.cap_max) - n, 0)
+            # A clone and a split (n_split children replace the parent) each add rows.
+            cand = torch.where(is_dupli | is_split)[0]
+            cost = torch.where(is_dupli[cand], 1, self.n_split - 1)
+            if int(cost.sum()) > budget:
+                order = torch.argsort(avg_grad[cand], descending=True)
+                fits = torch.cumsum(cost[order], 0) <= budget
+                keep = torch.zeros(n, dtype=torch.bool, device=device)
+                keep[cand[order[fits]]] = True
+                is_dupli &= keep
+                is_split &= keep
+        return is_dupli, is_split
+
+    @torch.no_grad()
+    def grow(self, params: Params, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+             step: int) -> tuple[int, int]:
+        """Clone small and split large high-gradient Gaussians; returns the counts."""
+        is_dupli, is_split = self.grow_masks(params, state, step)
+        n_dupli, n_split = int(is_dupli.sum()), int(is_split.sum())
+        if n_dupli:
+            ops.duplicate(params, optimizer, state, is_dupli)
+            # Clones are never split in the same step (they are small).
+            is_split = torch.cat([is_split, is_split.new_zeros(n_dupli)])
+        if n_split:
+            ops.split(params, optimizer, state, is_split, n_split=self.n_split,
+                      scale_factor=self.split_scale_factor,
+                      revised_opacity=self.revised_opacity)
+        return n_dupli, n_split
+
+    @torch.no_grad()
+    def prune_mask(self, params: Params, state: dict[str, Any], step: int) -> Tensor:
+        """Boolean mask of the Gaussians to prune."""
+        is_prune = torch.sigmoid(params['opacities'].flatten()) < self.prune_opa
+        if step > self.reset_every:
+            too_big = torch.exp(params['scales']).max(dim=-1).values > (
+                self.prune_scale3d * state['scene_scale'])
+            radii = state.get('radii')
+            if (self.prune_scale2d is not None and radii is not None
+                    and radii.shape[0] == too_big.shape[0]):
+                too_big |= radii > self.prune_scale2d
+            is_prune |= too_big
+        return is_prune
+
+    @torch.no_grad()
+    def prune(self, params: Params, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+              step: int) -> int:
+        """Remove transparent (and, after the first reset, oversized) Gaussians."""
+        is_prune = self.prune_mask(params, state, step)
+        n_prune = int(is_prune.sum())
+        if n_prune:
+            ops.remove(params, optimizer, state, is_prune)
+        return n_prune
