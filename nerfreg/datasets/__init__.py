@@ -1,0 +1,16 @@
+"""Scene datasets (registered in ``DATASETS``) and the ``DataPipeline`` feeding the trainer.
+
+Importing this package registers every dataset (the registry's lazy location).
+"""
+
+from .base import BaseSceneDataset, DatasetError, SceneSplit, holdout_indices, natural_key
+from .blender import BlenderDataset
+from .colmap import ColmapDataset
+from .ngp import NGPDataset
+from .pipeline import DataPipeline
+from .procedural import ProceduralSceneDataset
+
+__all__ = [
+    'BaseSceneDataset', 'BlenderDataset', 'ColmapDataset', 'DataPipeline', 'DatasetError',
+    'NGPDataset', 'ProceduralSceneDataset', 'SceneSplit', 'holdout_indices', 'natural_key',
+]

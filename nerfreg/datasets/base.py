@@ -1,0 +1,186 @@
+"""Common parts of the scene datasets: errors, splits, hold-out, scene normalisation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+
+from nerfreg.cameras import Cameras
+
+BackgroundLike = Union[str, Sequence[float], np.ndarray, torch.Tensor]
+
+
+class DatasetError(ValueError):
+    """Bad scene input (missing files, corrupt images, inconsistent metadata).
+
+    Raised at dataset construction, before any training; the message names the file.
+    """
+
+
+@dataclass
+class SceneSplit:
+    """Views of one split: cameras, uint8 RGB images [H,W,3] (CPU), optional alphas [H,W,1]."""
+
+    cameras: Cameras
+    images: list[torch.Tensor]
+    alphas: list[torch.Tensor] | None
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def nbytes(self) -> int:
+        n = sum(im.numel() for im in self.images)
+        return n + (sum(a.numel() for a in self.alphas) if self.alphas else 0)
+
+
+def natural_key(name: str) -> list:
+    """Sort key putting ``2.jpg`` before ``10.jpg`` (digit runs compare as numbers)."""
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r'(\d+)', name)]
+
+
+def holdout_indices(n: int, every: int) -> tuple[list[int], list[int]]:
+    """(train, test) indices: index % every == 0 is test (3DGS / Mip-NeRF 360 "llffhold").
+
+    ``every <= 0`` keeps every view for training and leaves test empty.
+    """
+    if every <= 0:
+        return list(range(n)), []
+    test = [i for i in range(n) if i % every == 0]
+    train = [i for i in range(n) if i % every != 0]
+    return train, test
+
+
+def parse_background(background: BackgroundLike) -> torch.Tensor:
+    """'white' | 'black' | [r, g, b] (0..1) -> float tensor [3]."""
+    if isinstance(background, str):
+        named = {'white': [1.0, 1.0, 1.0], 'black': [0.0, 0.0, 0.0]}
+        if background not in named:
+            raise DatasetError(f"background must be 'white', 'black' or [r, g, b], got "
+                               f'{background!r}')
+        return torch.tensor(named[background])
+    bg = torch.as_tensor(np.asarray(background, dtype=np.float32)).reshape(-1)
+    if bg.numel() != 3 or bool((bg < 0).any() or (bg > 1).any()):
+        raise DatasetError(f'background must be 3 values in [0, 1], got {background!r}')
+    return bg.float()
+
+
+def camera_extent(cameras: Cameras) -> tuple[torch.Tensor, float]:
+    """(centre [3], extent): mean of camera centres and 1.1 x the largest distance to it.
+
+    This is 3DGS' "cameras extent" (``getNerfppNorm``) that scales its densification
+    thresholds and learning rates.
+    """
+    centers = cameras.centers().double()
+    center = centers.mean(0)
+    radius = float((centers - center).norm(dim=-1).max()) if len(centers) else 0.0
+    return center.float(), max(1.1 * radius, 1e-6)
+
+
+def orient_and_scale(cameras: Cameras, points: torch.Tensor | None, orient: bool,
+                     rescale: bool) -> tuple[Cameras, torch.Tensor | None, torch.Tensor]:
+    """Optionally rotate the world so the mean camera "up" is +z and centre / rescale it so
+    camera centres fit in [-1, 1]. Returns (cameras, points, 4x4 world transform applied).
+
+    A similarity transform X' = s (A X + b) keeps projections: R' = R A^T, t' = s (t - R A^T b).
+    """
+    tf = torch.eye(4, dtype=torch.float64)
+    if not (orient or rescale):
+        return cameras, points, tf.float()
+    centers = cameras.centers().double()
+    rot = torch.eye(3, dtype=torch.float64)
+    if orient:
+        up = -cameras.R.double()[:, 1, :].mean(0)  # OpenCV camera y points down
+        up = up / up.norm()
+        z = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+        v, c = torch.linalg.cross(up, z), float(up @ z)
+        if c < -1 + 1e-8:  # up == -z: rotate by pi about x
+            rot = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
+        else:
+            vx = torch.tensor([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]],
+                              dtype=torch.float64)
+            rot = torch.eye(3, dtype=torch.float64) + vx + vx @ vx / (1 + c)
+    shift = -(rot @ centers.mean(0))
+    moved = centers @ rot.T + shift
+    scale = 1.0 / float(moved.abs().max()) if rescale and float(moved.abs().max()) > 0 else 1.0
+    tf[:3, :3], tf[:3, 3] = scale * rot, scale * shift
+    r_new = cameras.R.double() @ rot.T
+    t_new = scale * (cameras.t.double() - (r_new @ shift[:, None])[..., 0])
+    cams = Cameras(R=r_new.float(), t=t_new.float(), fx=cameras.fx, fy=cameras.fy,
+                   cx=cameras.cx, cy=cameras.cy, width=cameras.width, height=cameras.height,
+                   dist=cameras.dist, names=list(cameras.names))
+    if points is not None:
+        points = ((points.double() @ rot.T + shift) * scale).float()
+    return cams, points, tf.float()
+
+
+class BaseSceneDataset:
+    """Scene dataset contract: ``train``, ``val``, ``test`` (``SceneSplit``), ``points``,
+    ``points_rgb``, ``scene_center``, ``scene_extent``, ``background``."""
+
+    train: SceneSplit
+    val: SceneSplit
+    test: SceneSplit
+    points: torch.Tensor | None = None
+    points_rgb: torch.Tensor | None = None
+    scene_center: torch.Tensor
+    scene_extent: float
+    background: torch.Tensor
+
+    @staticmethod
+    def check_root(data_root: Union[str, Path, None], what: str) -> Path:
+        if data_root is None:
+            raise DatasetError(f'{what}: data_root is not set')
+        root = Path(data_root).expanduser()
+        if not root.is_dir():
+            raise DatasetError(f'{what}: data_root {root} does not exist or is not a directory')
+        return root
+
+    def _set_normalisation(self) -> None:
+        cams = self.train.cameras if len(self.train) else self.test.cameras
+        self.scene_center, self.scene_extent = camera_extent(cams)
+
+    def build_splits(self, cameras: Cameras, imgs: list[np.ndarray],
+                     alphas: list[np.ndarray | None], names: list[str], holdout_every: int,
+                     val: str) -> None:
+        """Hold-out splits: test = every ``holdout_every``-th view; val per ``val``."""
+        train_idx, test_idx = holdout_indices(len(names), holdout_every)
+        self.train = make_split(cameras, imgs, alphas, names, train_idx)
+        self.test = make_split(cameras, imgs, alphas, names, test_idx)
+        if val == 'test':
+            self.val = self.test
+        elif val == 'train':
+            self.val = self.train
+        elif val == 'none':
+            self.val = make_split(cameras, imgs, alphas, names, [])
+        else:
+            raise DatasetError(f"val must be 'test', 'train' or 'none', got {val!r}")
+
+    def split(self, name: str) -> SceneSplit:
+        if name not in ('train', 'val', 'test'):
+            raise KeyError(f"split must be 'train', 'val' or 'test', got {name!r}")
+        return getattr(self, name)
+
+    def __repr__(self) -> str:
+        pts = 0 if self.points is None else len(self.points)
+        return (f'{type(self).__name__}(train={len(self.train)}, val={len(self.val)}, '
+                f'test={len(self.test)}, points={pts}, extent={self.scene_extent:.3f})')
+
+
+def make_split(cameras: Cameras, images: list[np.ndarray], alphas: list[np.ndarray | None],
+               names: list[str], index: Sequence[int]) -> SceneSplit:
+    """SceneSplit of the views at ``index`` (numpy uint8 images -> torch tensors)."""
+    idx = list(index)
+    imgs = [torch.from_numpy(np.ascontiguousarray(images[i])) for i in idx]
+    has_alpha = any(alphas[i] is not None for i in idx)
+    alph = None
+    if has_alpha:
+        alph = [torch.from_numpy(np.ascontiguousarray(alphas[i])) if alphas[i] is not None
+                else torch.full(images[i].shape[:2] + (1,), 255, dtype=torch.uint8) for i in idx]
+    return SceneSplit(cameras=cameras[idx], images=imgs, alphas=alph, names=[names[i] for i in idx])

@@ -1,0 +1,154 @@
+"""``DataPipeline``: seeded, resumable, rank-sliced batches of views for the trainer."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from mmengine.logging import print_log
+
+from nerfreg.registry import DATASETS
+
+from .base import BaseSceneDataset, DatasetError, SceneSplit
+
+#: Above this many bytes of decoded images the pipeline warns (images live in RAM / VRAM).
+LARGE_SCENE_BYTES = 4 * 2**30
+
+
+class DataPipeline:
+    """Feeds views of a scene dataset as batches (see docs/architecture.md, "Data pipeline").
+
+    Train views come in a seeded random order, a new permutation per epoch; the global
+    order is consumed ``batch_size * world_size`` views per step and rank r takes its
+    ``batch_size`` slice, so W processes see the same views as one with batch ``B * W``.
+    The order depends only on (seed, epoch, position), which ``state_dict`` stores.
+    Images stay uint8 (CPU, or the compute device with ``image_device='device'``) and are
+    converted to float per batch.
+    """
+
+    def __init__(self, dataset: BaseSceneDataset, device: str | torch.device = 'cpu',
+                 seed: int = 0, batch_size: int = 1, image_device: str = 'cpu',
+                 shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+        if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f'bad batch_size={batch_size}, rank={rank}, '
+                             f'world_size={world_size}')
+        if image_device not in ('cpu', 'device'):
+            raise ValueError(f"image_device must be 'cpu' or 'device', got {image_device!r}")
+        self.dataset = dataset
+        self.device = torch.device(device)
+        self.seed, self.batch_size, self.shuffle = int(seed), int(batch_size), bool(shuffle)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.image_device = self.device if image_device == 'device' else torch.device('cpu')
+        self.epoch, self.position = 0, 0
+        self._perm_cache: dict[int, torch.Tensor] = {}
+        if len(dataset.train) == 0:
+            raise DatasetError(f'{type(dataset).__name__}: the train split is empty')
+        if batch_size > 1:
+            sizes = {(im.shape[1], im.shape[0]) for im in dataset.train.images}
+            if len(sizes) > 1:
+                raise DatasetError(f'batch_size={batch_size} needs one image size, but the train '
+                                   f'views have {len(sizes)} sizes: {sorted(sizes)[:4]}')
+        self._splits: dict[str, dict[str, Any]] = {}
+        total = 0
+        for name in ('train', 'val', 'test'):
+            split = dataset.split(name)
+            key = next((k for k, v in self._splits.items() if v['split'] is split), None)
+            if key is not None:  # val is often the same object as test: share the storage
+                self._splits[name] = self._splits[key]
+                continue
+            self._splits[name] = self._stage(split)
+            total += split.nbytes()
+        msg = (f'DataPipeline: {len(dataset.train)} train / {len(dataset.val)} val / '
+               f'{len(dataset.test)} test views, {total / 2**20:.1f} MiB of uint8 images on '
+               f'{self.image_device}')
+        print_log(msg, logger='current')
+        if total > LARGE_SCENE_BYTES:
+            print_log(f'{msg}: large scene, consider a larger downscale', logger='current',
+                      level=30)
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping, device: str | torch.device = 'cpu', seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> DataPipeline:
+        """Pop ``batch_size``, ``image_device``, ``shuffle``; build the rest via ``DATASETS``."""
+        cfg = copy.deepcopy(dict(cfg))
+        kwargs = {k: cfg.pop(k) for k in ('batch_size', 'image_device', 'shuffle') if k in cfg}
+        dataset = DATASETS.build(cfg)
+        return cls(dataset, device=device, seed=seed, rank=rank, world_size=world_size, **kwargs)
+
+    # ---- storage --------------------------------------------------------------------------
+    def _stage(self, split: SceneSplit) -> dict[str, Any]:
+        dev = self.image_device
+        return dict(split=split, cameras=split.cameras.to(self.device),
+                    images=[im.to(dev) for im in split.images],
+                    alphas=None if split.alphas is None else [a.to(dev) for a in split.alphas])
+
+    # ---- order ----------------------------------------------------------------------------
+    def _perm(self, epoch: int) -> torch.Tensor:
+        """Train order of ``epoch``: a permutation seeded by (seed, epoch)."""
+        if epoch not in self._perm_cache:
+            n = len(self.dataset.train)
+            if self.shuffle:
+                gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+                perm = torch.randperm(n, generator=gen)
+            else:
+                perm = torch.arange(n)
+            self._perm_cache = {epoch: perm}  # keep only the current epoch
+        return self._perm_cache[epoch]
+
+    def next_train_indices(self) -> torch.Tensor:
+        """Train indices of this rank for the next step (advances the state)."""
+        n = len(self.dataset.train)
+        take, glob = self.batch_size * self.world_size, []
+        while len(glob) < take:
+            perm = self._perm(self.epoch)
+            chunk = perm[self.position:self.position + take - len(glob)]
+            glob.extend(chunk.tolist())
+            self.position += len(chunk)
+            if self.position >= n:
+                self.epoch, self.position = self.epoch + 1, 0
+        r0 = self.rank * self.batch_size
+        return torch.tensor(glob[r0:r0 + self.batch_size], dtype=torch.long)
+
+    def next_train_batch(self) -> dict[str, Any]:
+        return self.make_batch('train', self.next_train_indices())
+
+    def iter_split(self, split: str = 'test', shard: bool = False) -> Iterator[dict[str, Any]]:
+        """Views of 'train' | 'val' | 'test' in order, one per batch (``shard``: every
+        ``world_size``-th view from ``rank``)."""
+        n = len(self.dataset.split(split))
+        start, step = (self.rank, self.world_size) if shard else (0, 1)
+        for i in range(start, n, step):
+            yield self.make_batch(split, torch.tensor([i]))
+
+    def __len__(self) -> int:
+        return len(self.dataset.train)
+
+    # ---- batches --------------------------------------------------------------------------
+    def make_batch(self, split: str, index: torch.Tensor) -> dict[str, Any]:
+        """Batch dict of the views ``index`` of ``split`` (contract in docs/architecture.md)."""
+        store = self._splits[split]
+        idx = index.tolist()
+        cams = store['cameras'][idx]
+        sizes = {(int(w), int(h)) for w, h in zip(cams.width, cams.height)}
+        if len(sizes) != 1:
+            raise DatasetError(f'views {idx} of {split} have different image sizes {sizes}')
+        width, height = sizes.pop()
+        images = torch.stack([store['images'][i] for i in idx]).to(self.device)
+        batch = dict(image=images.float().div_(255.0), camera=cams, viewmats=cams.viewmats(),
+                     Ks=cams.Ks(), width=width, height=height, name=list(cams.names),
+                     index=index.to(self.device))
+        if store['alphas'] is not None:
+            alphas = torch.stack([store['alphas'][i] for i in idx]).to(self.device)
+            batch['alpha'] = alphas.float().div_(255.0)
+        return batch
+
+    # ---- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, int]:
+        return dict(seed=self.seed, epoch=self.epoch, position=self.position)
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        self.seed, self.epoch, self.position = (int(state['seed']), int(state['epoch']),
+                                                int(state['position']))
+        self._perm_cache = {}
