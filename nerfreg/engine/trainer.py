@@ -31,6 +31,7 @@ from ..utils import get_rng_state, import_plugins, resolve_device, seed_everythi
 from ..utils.plugins import import_custom_modules
 from ..version import __version__
 from .checkpoint import load_checkpoint, save_checkpoint
+from .dist import all_reduce_mean_, all_reduce_sum, barrier, init_distributed
 from .errors import NonFiniteError, TrainingInterrupted
 
 DEFAULT_HOOKS = dict(
@@ -60,6 +61,9 @@ class DefaultTrainer:
     def __init__(self, cfg: Config | dict) -> None:
         cfg = cfg if isinstance(cfg, Config) else Config(copy.deepcopy(dict(cfg)))
         self.cfg = cfg
+        self.launcher = cfg.get('launcher', 'none') or 'none'
+        self.rank, self.world_size, self.device = init_distributed(
+            self.launcher, resolve_device(cfg.get('device', 'auto')))
         self.work_dir = Path(cfg.get('work_dir') or 'work_dirs/default').resolve()
         self._make_work_dir()
         self.timestamp = time.strftime('%Y%m%d_%H%M%S')
@@ -68,15 +72,12 @@ class DefaultTrainer:
         self.logger = MMLogger.get_instance(
             self.experiment_name, logger_name='nerfreg',
             log_file=str(self.work_dir / f'{self.timestamp}.log'),
-            log_level=cfg.get('log_level', 'INFO'))
+            log_level=cfg.get('log_level', 'INFO') if self.rank == 0 else 'ERROR')
         self.message_hub = MessageHub.get_instance(self.experiment_name)
         DefaultScope.get_instance(self.experiment_name, scope_name='nerfreg')
         import_plugins()
         import_custom_modules(cfg.get('custom_imports'))
 
-        self.launcher = cfg.get('launcher', 'none')
-        self.rank, self.world_size = 0, 1
-        self.device = resolve_device(cfg.get('device', 'auto'))
         self.seed = int(cfg.get('seed', 0) if cfg.get('seed') is not None else 0)
         seed_everything(self.seed, bool(cfg.get('deterministic', False)))
         train_cfg = cfg.get('train_cfg') or {}
@@ -269,9 +270,13 @@ class DefaultTrainer:
         render_results = self.renderer(render_inputs, batch)
         loss_dict = self.model.get_loss_dict(render_results, batch)
         loss = loss_dict['loss']
-        if not bool(torch.isfinite(loss)):
+        if self.world_size == 1 and not bool(torch.isfinite(loss)):
             return self._skip_bad_step(f'loss is {loss.item()}', loss_dict)
         loss.backward()
+        if self.world_size > 1:
+            loss_ok = self._sync_gradients(loss)
+            if not loss_ok:
+                return self._skip_bad_step('loss is not finite on some rank', loss_dict)
         bad = self._non_finite_gradients()
         if bad:
             return self._skip_bad_step(f'non-finite gradient in {", ".join(bad)}', loss_dict)
@@ -280,6 +285,18 @@ class DefaultTrainer:
                                                        self.global_step)
         self.optimizer.update_model(**optimizer_dict)
         return {k: v.detach() if torch.is_tensor(v) else v for k, v in loss_dict.items()}
+
+    def _sync_gradients(self, loss: torch.Tensor) -> bool:
+        """Average gradients over ranks (one coalesced all-reduce); True if every loss was
+        finite. The flag travels in the same buffer so that all ranks skip together."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flag = torch.zeros(1, device=loss.device, dtype=params[0].grad.dtype)
+        flag += 0.0 if bool(torch.isfinite(loss)) else 1.0
+        all_reduce_mean_([p.grad for p in params] + [flag])
+        return float(flag) == 0.0
 
     def _non_finite_gradients(self) -> list[str]:
         bad = []
@@ -313,6 +330,8 @@ class DefaultTrainer:
         sums: dict[str, float] = defaultdict(float)
         count = 0
         for idx, batch in enumerate(self.data.iter_split(split)):
+            if idx % self.world_size != self.rank:  # views are split across ranks
+                continue
             self.call_hook(f'before_{mode}_iter', batch_idx=idx, data_batch=batch)
             render_inputs = self.model(batch)
             render_results = self.renderer(render_inputs, batch)
@@ -325,8 +344,14 @@ class DefaultTrainer:
             count += views
             self.call_hook(f'after_{mode}_iter', batch_idx=idx, data_batch=batch,
                            outputs=dict(render_results=render_results, metrics=metrics))
+        if self.world_size > 1:
+            keys = sorted(sums)
+            totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [count],
+                                                 dtype=torch.float64, device=self.device))
+            sums, count = dict(zip(keys, totals[:-1].tolist())), int(totals[-1])
         averaged = {k: v / max(count, 1) for k, v in sums.items()}
         self.call_hook(f'after_{mode}_epoch', metrics=averaged)
+        barrier()
         self.call_hook(f'after_{mode}')
         self.model.train()
         return averaged

@@ -66,10 +66,12 @@ class ToyRenderer:
 
 @MODELS.register_module()
 class ToyModel(torch.nn.Module):
-    def __init__(self, dim: int = 8, init_value: float = 0.0) -> None:
+    def __init__(self, dim: int = 8, init_value: float = 0.0, ballast: int = 0) -> None:
         super().__init__()
         self.init_value = init_value
         self.w = torch.nn.Parameter(torch.full((dim, 1), float(init_value)))
+        # checkpoint ballast: makes each save take measurable time in fault-injection tests
+        self.register_buffer('ballast', torch.zeros(int(ballast)))
 
     def forward(self, batch: dict) -> dict:
         return {'w': self.w}

@@ -1,0 +1,88 @@
+"""Process-group set-up for ``--launcher pytorch|slurm`` and the collectives the trainer uses.
+
+On CUDA this is mmengine's ``init_dist`` (NCCL). mmengine's initialiser always calls
+``torch.cuda.set_device``, which a CPU-only torch build rejects, so on CPU the gloo group is
+created here directly from the same environment variables torchrun / SLURM provide.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import torch
+import torch.distributed as dist
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def _slurm_environment(port: int = 29500) -> None:
+    """Translate SLURM's variables into torch's RANK/WORLD_SIZE/MASTER_ADDR/LOCAL_RANK."""
+    nodes = os.environ['SLURM_NODELIST']
+    addr = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1')
+    os.environ.setdefault('MASTER_ADDR', addr)
+    os.environ.setdefault('MASTER_PORT', str(port))
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+
+
+def init_distributed(launcher: str, device: torch.device) -> tuple[int, int, torch.device]:
+    """Join the process group; returns (rank, world_size, device of this rank)."""
+    if launcher in (None, 'none'):
+        return 0, 1, device
+    if launcher not in ('pytorch', 'slurm'):
+        raise ValueError(f"launcher={launcher!r} is not one of 'none', 'pytorch', 'slurm'.")
+    if is_distributed():
+        return get_rank(), get_world_size(), device
+    if device.type == 'cuda':
+        from mmengine.dist import init_dist
+        init_dist(launcher, backend='nccl')
+        device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    else:
+        if launcher == 'slurm':
+            _slurm_environment()
+        missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+                   if k not in os.environ]
+        if missing:
+            raise RuntimeError(
+                f'--launcher {launcher} needs the environment variables {missing}; start the '
+                'job with `torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch` '
+                '(or tools/dist_train.sh).')
+        dist.init_process_group('gloo')
+    return get_rank(), get_world_size(), device
+
+
+def all_reduce_mean_(tensors: list[torch.Tensor]) -> None:
+    """Average ``tensors`` in place across ranks with one coalesced all-reduce."""
+    if not tensors or not is_distributed():
+        return
+    flat = _flatten_dense_tensors(tensors)
+    dist.all_reduce(flat)
+    flat /= get_world_size()
+    for t, synced in zip(tensors, _unflatten_dense_tensors(flat, tensors)):
+        t.copy_(synced)
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor across ranks (returns it unchanged when not distributed)."""
+    if is_distributed():
+        values = values.clone()
+        dist.all_reduce(values)
+    return values
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
