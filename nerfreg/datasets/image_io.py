@@ -227,9 +227,10 @@ def load_views(root: Path, image_dir: str, names: list[str], cameras: Cameras,
         h, w = rgb.shape[:2]
         w0, h0 = int(cameras.width[i]), int(cameras.height[i])
         if abs(w / w0 - h / h0) > 0.02 * max(w / w0, h / h0) + 1.5 / min(w, h):
-            raise DatasetError(f'{root / image_dir / name}: image is {w0 if downscale == 1 else w}'
-                               f'x{h} but the metadata says {w0}x{h0} (aspect ratio differs; '
-                               'rotated by EXIF orientation?)')
+            scaled = f' after downscale {downscale:g}' if downscale != 1 else ''
+            raise DatasetError(f'{root / image_dir / name}: image is {w}x{h}{scaled} but the '
+                               f'metadata says {w0}x{h0}: the aspect ratio differs (rotated by '
+                               'EXIF orientation, or the wrong file?)')
         cam = cameras[i].resized(w, h)
         if needs[i]:
             k_old = cam.Ks()[0].double().numpy()
