@@ -123,6 +123,13 @@ def test_cup_text_model_written_by_us_matches_pycolmap(cup_root, tmp_path):
                                    ref.cameras[im.camera_id].params, atol=1e-12)
     assert txt.compute_mean_reprojection_error() == pytest.approx(
         ref.compute_mean_reprojection_error(), rel=1e-9)
+    # our reader reads what pycolmap 4.x writes (binary with rigs/frames files, and text)
+    for ext, write in (('.bin', ref.write_binary), ('.txt', ref.write_text)):
+        (tmp_path / f'py{ext}').mkdir()
+        write(str(tmp_path / f'py{ext}'))
+        _, imgs_py, pts_py = read_model(tmp_path / f'py{ext}', ext)
+        np.testing.assert_array_equal(pts_py.xyz, points.xyz)
+        assert all(np.array_equal(imgs_py[k].xys, images[k].xys) for k in images)
     # our reader of the text model, and the dataset built from it, match the binary ones
     c2, i2, p2 = read_model(scene / 'sparse' / '0')
     np.testing.assert_array_equal(p2.xyz, points.xyz)

@@ -6,7 +6,6 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from mmengine.logging import print_log
@@ -68,11 +67,12 @@ class BlenderDataset(BaseSceneDataset):
         downscale: image downscale factor (int or float); resized copies are cached in
             ``<split>_<factor>/`` beside the originals when the folder is writable.
         background: 'white' (default), 'black' or [r, g, b] in 0..1.
-        splits: JSON name per split; a missing val JSON makes val = test.
+
+    A missing val JSON makes val = test (and a missing test JSON, test = val).
     """
 
     def __init__(self, data_root: str | Path, downscale: float = 1,
-                 background: BackgroundLike = 'white', **unused: Any) -> None:
+                 background: BackgroundLike = 'white') -> None:
         t0 = time.perf_counter()
         root = self.check_root(data_root, type(self).__name__)
         self.data_root, self.downscale = root, float(downscale)

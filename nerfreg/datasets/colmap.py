@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -79,7 +78,7 @@ class ColmapDataset(BaseSceneDataset):
                  sparse_dir: str = 'sparse/0', downscale: float = 1, holdout_every: int = 8,
                  val: str = 'test', background: BackgroundLike = 'black',
                  auto_orient: bool = False, auto_scale: bool = False,
-                 max_points: int | None = None, cache: bool = True, **unused: Any) -> None:
+                 max_points: int | None = None, cache: bool = True) -> None:
         t0 = time.perf_counter()
         root = self.check_root(data_root, 'ColmapDataset')
         self.data_root, self.downscale = root, float(downscale)

@@ -36,8 +36,7 @@ class NGPDataset(BaseSceneDataset):
 
     def __init__(self, data_root: str | Path, transforms: str = 'transforms.json',
                  downscale: float = 1, holdout_every: int = 8, val: str = 'test',
-                 background: BackgroundLike = 'white', cache: bool = True,
-                 **unused: Any) -> None:
+                 background: BackgroundLike = 'white', cache: bool = True) -> None:
         t0 = time.perf_counter()
         root = self.check_root(data_root, 'NGPDataset')
         path = root / transforms

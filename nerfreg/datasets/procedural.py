@@ -266,8 +266,8 @@ class ProceduralSceneDataset(BlenderDataset):
 
     def __init__(self, data_root: str | Path | None = None, image_size: int = 128,
                  n_train: int = 100, n_val: int = 10, n_test: int = 20, num_points: int = 4000,
-                 seed: int = 0, downscale: float = 1, background: BackgroundLike = 'white',
-                 **unused: Any) -> None:
+                 seed: int = 0, downscale: float = 1,
+                 background: BackgroundLike = 'white') -> None:
         params = dict(version=GENERATOR_VERSION, image_size=int(image_size),
                       n_train=int(n_train), n_val=int(n_val), n_test=int(n_test),
                       num_points=int(num_points), seed=int(seed))
