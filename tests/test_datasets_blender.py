@@ -115,3 +115,17 @@ def test_procedural_defaults_generate_quickly_into_cache(tmp_path, monkeypatch):
     t0 = time.perf_counter()
     ProceduralSceneDataset()
     assert time.perf_counter() - t0 < elapsed
+
+
+def test_procedural_regenerates_stale_scene_and_guards_foreign_folders(tmp_path):
+    root = tmp_path / 'p'
+    ProceduralSceneDataset(data_root=root, **SMALL)
+    other = dict(SMALL, n_train=5)
+    ds = ProceduralSceneDataset(data_root=root, **other)  # parameters changed: re-rendered
+    assert len(ds.train) == 5 and not list(tmp_path.glob('.procedural_*'))
+    foreign = tmp_path / 'mine'
+    foreign.mkdir()
+    (foreign / 'keep.txt').write_text('user data')
+    with pytest.raises(DatasetError, match='not a procedural scene'):
+        ProceduralSceneDataset(data_root=foreign, **SMALL)
+    assert (foreign / 'keep.txt').is_file()

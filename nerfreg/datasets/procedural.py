@@ -278,8 +278,7 @@ class ProceduralSceneDataset(BlenderDataset):
             root = Path(os.environ.get('NERFREG_CACHE', '~/.cache/nerfreg')).expanduser()
             data_root = root / 'procedural' / key
         root = Path(data_root).expanduser()
-        done = root / 'params.json'
-        if not done.is_file() or json.loads(done.read_text()) != params:
+        if self._read_params(root) != params:
             self._generate(root, params)
         super().__init__(root, downscale=downscale, background=background)
         with np.load(root / 'points3d.npz') as f:
@@ -287,18 +286,40 @@ class ProceduralSceneDataset(BlenderDataset):
             self.points_rgb = torch.from_numpy(f['rgb']).float()
 
     @staticmethod
-    def _generate(root: Path, params: dict) -> None:
-        """Render into a temporary folder, then move it in place (safe against interruption)."""
+    def _read_params(root: Path) -> dict | None:
+        """Parameters of the scene in ``root`` (None if there is no complete scene)."""
+        try:
+            return json.loads((root / 'params.json').read_text())
+        except (OSError, ValueError):
+            return None
+
+    @classmethod
+    def _generate(cls, root: Path, params: dict) -> None:
+        """Render into a temporary folder, then move it in place.
+
+        Safe against interruption and against several processes (e.g. distributed ranks)
+        generating at once: the first complete scene wins. A folder that is not one of our
+        scenes is never deleted.
+        """
         t0 = time.perf_counter()
+        if root.exists() and any(root.iterdir()) and cls._read_params(root) is None:
+            raise DatasetError(f'ProceduralSceneDataset: data_root {root} exists and is not a '
+                               'procedural scene (no params.json); choose an empty folder')
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix='.procedural_', dir=root.parent))
         try:
             gen = {k: v for k, v in params.items() if k != 'version'}
             generate_scene(tmp, **gen)
             (tmp / 'params.json').write_text(json.dumps(params, sort_keys=True))
-            if root.exists():
-                shutil.rmtree(root)
-            os.replace(tmp, root)
+            if cls._read_params(root) not in (None, params):  # stale scene of ours
+                shutil.rmtree(root, ignore_errors=True)
+            if root.is_dir() and not any(root.iterdir()):
+                root.rmdir()
+            try:
+                os.replace(tmp, root)
+            except OSError:
+                if cls._read_params(root) != params:  # not another process' identical scene
+                    raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
