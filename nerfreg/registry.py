@@ -8,6 +8,8 @@ them by hand. Unknown names fail with the registry name and the closest matches.
 from __future__ import annotations
 
 import difflib
+import inspect
+import re
 from typing import Any
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -51,7 +53,26 @@ class Registry(_MMRegistry):
                 f'registry.{hint} Registered here: {own}. Fix the `type` in your config, or '
                 'import the module that registers it via `custom_imports` or a '
                 '`nerfreg.plugins` entry point.')
-        return super().build(cfg, *args, **kwargs)
+        try:
+            return super().build(cfg, *args, **kwargs)
+        except TypeError as exc:
+            match = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            obj_cls = self.get(obj_type) if isinstance(obj_type, str) else None
+            if match is None or obj_cls is None:
+                raise
+            raise TypeError(self._bad_key_message(obj_cls, obj_type, match.group(1))) from exc
+
+    @staticmethod
+    def _bad_key_message(obj_cls: type, obj_type: str, key: str) -> str:
+        try:
+            params = [n for n in inspect.signature(obj_cls).parameters if n not in
+                      ('self', 'args', 'kwargs')]
+        except (TypeError, ValueError):
+            params = []
+        close = difflib.get_close_matches(key, params, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ''
+        return (f'{obj_type} does not take the config key {key!r}.{hint} Its keys are: '
+                f'{params}. Fix or remove {key!r} in the config.')
 
 
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='nerfreg',

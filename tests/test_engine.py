@@ -235,3 +235,25 @@ def test_unwritable_work_dir_is_reported(tmp_path):
     cfg.work_dir = str(blocker / 'sub')
     with pytest.raises(PermissionError, match='not writable'):
         DefaultTrainer.from_cfg(cfg)
+
+
+def test_config_errors_name_the_culprit(tmp_path):
+    from nerfreg.registry import MODELS
+    with pytest.raises(TypeError, match="'dims'.*Did you mean 'dim'"):
+        MODELS.build(dict(type='ToyModel', dims=3))
+    with pytest.raises(ValueError, match="train_cfg.max_step .*Did you mean 'max_steps'"):
+        DefaultTrainer.from_cfg(toy_cfg(tmp_path, **{'train_cfg.max_step': 3}))
+    with pytest.raises(ValueError, match="train_cfg.max_steps='ten' must be an integer"):
+        DefaultTrainer.from_cfg(toy_cfg(tmp_path / 'b', **{'train_cfg.max_steps': 'ten'}))
+
+
+def test_resume_reports_changed_config_and_strict_refuses(tmp_path):
+    DefaultTrainer.from_cfg(toy_cfg(tmp_path, **{'train_cfg.max_steps': 4})).train()
+    cfg = toy_cfg(tmp_path, resume=True, resume_strict=True,
+                  **{'train_cfg.max_steps': 8, 'optimizer.lr': 0.01})
+    with pytest.raises(ValueError, match=r'optimizer.lr: 0.07 -> 0.01'):
+        DefaultTrainer.from_cfg(cfg).train()
+    cfg = toy_cfg(tmp_path, resume=True, **{'train_cfg.max_steps': 8})  # only the length
+    trainer = DefaultTrainer.from_cfg(cfg)
+    trainer.train()
+    assert trainer.global_step == 8

@@ -23,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
                         help='resume from CKPT, or with no value from the latest checkpoint '
                              'of the work dir')
+    parser.add_argument('--resume-strict', action='store_true',
+                        help='refuse to resume when the config differs from the checkpoint\'s')
     parser.add_argument('--load-from', metavar='CKPT',
                         help='initialise weights from CKPT and start at step 0')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
@@ -54,6 +56,8 @@ def build_config(args: argparse.Namespace):
     elif args.resume:
         cfg.resume = args.resume
     cfg.launcher = args.launcher
+    if args.resume_strict:
+        cfg.resume_strict = True
     return cfg
 
 

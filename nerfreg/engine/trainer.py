@@ -9,6 +9,7 @@ optimizer; what happens around it (logging, checkpoints, schedulers, outputs) li
 from __future__ import annotations
 
 import copy
+import difflib
 import logging
 import math
 import os
@@ -41,7 +42,54 @@ DEFAULT_HOOKS = dict(
     checkpoint=dict(type='CheckpointHook'),
 )
 
+# Top-level config keys nerfreg reads; others are the user's own helper variables.
+KNOWN_KEYS = {
+    'data', 'model', 'renderer', 'optimizer', 'param_scheduler', 'train_cfg', 'default_hooks',
+    'custom_hooks', 'visualizer', 'work_dir', 'device', 'seed', 'deterministic',
+    'custom_imports', 'resume', 'load_from', 'launcher', 'log_level', 'default_scope',
+    'unsafe_load', 'resume_strict'}
+TRAIN_CFG_KEYS = {'max_steps': int, 'val_interval': int, 'nan_guard': dict}
+# keys that may differ between a run and its resumption without changing the result
+RESUME_VOLATILE = ('work_dir', 'resume', 'load_from', 'launcher', 'train_cfg.max_steps',
+                   'resume_strict', 'log_level', 'device')
+
 _instance_counter = 0
+
+
+def check_config(cfg: Config) -> list[str]:
+    """Reject malformed ``train_cfg``; return warnings for likely-misspelt top-level keys."""
+    warnings = []
+    for key in cfg.keys():
+        if key not in KNOWN_KEYS and not key.startswith('_'):
+            close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.8)
+            if close:
+                warnings.append(f'config key {key!r} is not used by nerfreg; did you mean '
+                                f'{close[0]!r}?')
+    train_cfg = cfg.get('train_cfg') or {}
+    for key, value in train_cfg.items():
+        if key not in TRAIN_CFG_KEYS:
+            close = difflib.get_close_matches(key, list(TRAIN_CFG_KEYS), n=1, cutoff=0.6)
+            hint = f' Did you mean {close[0]!r}?' if close else ''
+            raise ValueError(f'train_cfg.{key} is not a known key.{hint} Known: '
+                             f'{sorted(TRAIN_CFG_KEYS)}.')
+        expected = TRAIN_CFG_KEYS[key]
+        ok = isinstance(value, expected) and not isinstance(value, bool)
+        if expected is int:
+            ok = ok and value >= 0
+        if not ok and value is not None:
+            kind = 'an integer >= 0' if expected is int else 'a dict'
+            raise ValueError(f'train_cfg.{key}={value!r} must be {kind}.')
+    return warnings
+
+
+def flatten_config(tree: Any, prefix: str = '') -> dict[str, Any]:
+    """``{'a': {'b': 1}}`` -> ``{'a.b': 1}`` (lists are leaves)."""
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(flatten_config(value, f'{prefix}{key}.'))
+        return out
+    return {prefix[:-1]: tree}
 
 
 def _unique_name(prefix: str) -> str:
@@ -77,6 +125,8 @@ class DefaultTrainer:
         DefaultScope.get_instance(self.experiment_name, scope_name='nerfreg')
         import_plugins()
         import_custom_modules(cfg.get('custom_imports'))
+        for warning in check_config(cfg):
+            self.logger.warning(warning)
 
         self.seed = int(cfg.get('seed', 0) if cfg.get('seed') is not None else 0)
         seed_everything(self.seed, bool(cfg.get('deterministic', False)))
@@ -398,6 +448,8 @@ class DefaultTrainer:
         if weights_only is None:
             weights_only = not bool(self.cfg.get('unsafe_load', False))
         checkpoint = load_checkpoint(path, map_location='cpu', weights_only=weights_only)
+        if resume:
+            self._report_config_changes(checkpoint)
         self.model.load_state_dict(checkpoint['model'])
         self.model.to(self.device)
         if hasattr(self.renderer, 'load_state_dict') and checkpoint.get('renderer'):
@@ -416,6 +468,29 @@ class DefaultTrainer:
         self.logger.info(f'Loaded checkpoint {path} (step {self.global_step}, '
                          f'{"resumed" if resume else "weights only"}).')
         return checkpoint
+
+    def _report_config_changes(self, checkpoint: dict) -> None:
+        """Log which config keys differ from the checkpoint's; refuse if ``resume_strict``."""
+        text = checkpoint.get('meta', {}).get('config')
+        if not text:
+            return
+        try:
+            old = flatten_config(Config.fromstring(text, '.py').to_dict())
+        except Exception:  # an unparsable stored config must not block a resume
+            return
+        new = flatten_config(self.cfg.to_dict())
+        changed = sorted(k for k in set(old) | set(new)
+                         if old.get(k, '<unset>') != new.get(k, '<unset>')
+                         and not k.startswith(RESUME_VOLATILE))
+        if not changed:
+            return
+        lines = [f'  {k}: {old.get(k, "<unset>")!r} -> {new.get(k, "<unset>")!r}'
+                 for k in changed]
+        message = 'The config differs from the checkpoint\'s:\n' + '\n'.join(lines)
+        if self.cfg.get('resume_strict', False):
+            raise ValueError(message + '\nRefusing to resume (--resume-strict). Drop the '
+                             'flag to continue with the new values.')
+        self.logger.warning(message + '\nContinuing with the new values.')
 
     def latest_checkpoint(self) -> Path | None:
         """The checkpoint named in ``work_dir/last_checkpoint``, if it exists."""

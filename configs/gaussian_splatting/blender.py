@@ -1,0 +1,8 @@
+# 3D Gaussian Splatting on a NeRF-synthetic (Blender) scene: the 3DGS paper recipe (30k steps).
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/datasets/blender.py',
+    '../_base_/models/gaussian_splatting.py',
+    '../_base_/schedules/gs_30k.py',
+]
+model = dict(background='white')
