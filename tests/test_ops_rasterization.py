@@ -292,8 +292,8 @@ def test_small_chunks_give_identical_image():
     small = rasterize_to_pixels_torch(meta['means2d'], meta['conics'], meta['colors'],
                                       meta['opacities'], meta['depths'], meta['radii'], 37,
                                       29, 16, ts['backgrounds'], chunk_elems=1)
-    torch.testing.assert_close(big[0], small[0], atol=0, rtol=0)
-    torch.testing.assert_close(big[1], small[1], atol=0, rtol=0)
+    torch.testing.assert_close(big[0], small[0], atol=1e-12, rtol=0)
+    torch.testing.assert_close(big[1], small[1], atol=1e-12, rtol=0)
 
 
 def test_empty_scene_renders_background():

@@ -16,6 +16,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 ALPHA_MAX = 0.99
 ALPHA_MIN = 1.0 / 255.0
@@ -65,27 +66,29 @@ def tile_intersections(means2d: Tensor, radii: Tensor, depths: Tensor, width: in
     return tile_keys[perm], gauss_ids[perm], tiles_x, tiles_y
 
 
-def _composite(dx: Tensor, dy: Tensor, conic: Tensor, opac: Tensor, valid: Tensor,
+def _composite(mu: Tensor, pix: Tensor, conic: Tensor, opac: Tensor, valid: Tensor,
                color: Tensor) -> tuple[Tensor, Tensor]:
     """Composite ``[B, K]`` depth-sorted Gaussians over ``[B, P]`` pixels.
 
-    dx, dy: ``[B, P, K]``; conic ``[B, K, 3]``; opac ``[B, K]``; valid ``[B, K]``;
-    color ``[B, K, D]``. Returns accumulated colour ``[B, P, D]`` and final T ``[B, P]``.
+    mu ``[B, K, 2]`` means; pix ``[B, P, 2]`` pixel centres; conic ``[B, K, 3]``;
+    opac ``[B, K]``; valid ``[B, K]``; color ``[B, K, D]``.
+    Returns accumulated colour ``[B, P, D]`` and final transmittance ``[B, P]``.
     """
+    dx = mu[..., 0].unsqueeze(1) - pix[..., 0].unsqueeze(-1)  # [B, P, K]
+    dy = mu[..., 1].unsqueeze(1) - pix[..., 1].unsqueeze(-1)
     ca, cb, cc = (conic[..., i].unsqueeze(1) for i in range(3))
-    sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+    sigma = dx * (0.5 * ca * dx + cb * dy) + (0.5 * cc) * dy * dy
     alpha = torch.clamp_max(opac.unsqueeze(1) * torch.exp(-sigma), ALPHA_MAX)
-    use = valid.unsqueeze(1) & (sigma >= 0) & (alpha >= ALPHA_MIN)
+    use = (sigma >= 0) & (alpha >= ALPHA_MIN) & valid.unsqueeze(1)
     alpha = torch.where(use, alpha, torch.zeros_like(alpha))
-    with torch.no_grad():
-        alive = torch.cumprod(1.0 - alpha, dim=-1) > T_MIN
-    alpha = torch.where(alive, alpha, torch.zeros_like(alpha))
-    one_minus = 1.0 - alpha
-    t_incl = torch.cumprod(one_minus, dim=-1)
-    t_excl = torch.cat([torch.ones_like(t_incl[..., :1]), t_incl[..., :-1]], dim=-1)
-    weights = alpha * t_excl  # [B, P, K]
+    one_minus = 1.0 - alpha  # >= 0.01, so the divisions below are safe
+    t_incl = torch.cumprod(one_minus, dim=-1)  # T after each Gaussian
+    # stop rule: T never increases, so "not yet stopped" == inclusive T above the threshold
+    alive = t_incl.detach() > T_MIN
+    weights = torch.where(alive, alpha * (t_incl / one_minus), torch.zeros_like(alpha))
     out = torch.bmm(weights, color)  # [B, P, D]
-    return out, t_incl[..., -1]
+    # sum_i alpha_i T_i telescopes to 1 - T_final over the composited Gaussians
+    return out, 1.0 - weights.sum(dim=-1)
 
 
 def rasterize_to_pixels_torch(
@@ -99,7 +102,7 @@ def rasterize_to_pixels_torch(
     height: int,
     tile_size: int = 16,
     backgrounds: Tensor | None = None,
-    chunk_elems: int = 1 << 22,
+    chunk_elems: int = 1 << 21,
 ) -> tuple[Tensor, Tensor]:
     """Rasterize projected Gaussians (contract signature; see docs/architecture.md).
 
@@ -113,6 +116,8 @@ def rasterize_to_pixels_torch(
     n_cams, n = radii.shape
     d = colors.shape[-1]
     device, dtype = means2d.device, means2d.dtype
+    recompute = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (means2d, conics, colors, opacities))
     tile_keys, gauss_ids, tiles_x, tiles_y = tile_intersections(
         means2d, radii, depths, width, height, tile_size)
     n_tiles_total = n_cams * tiles_x * tiles_y
@@ -154,10 +159,15 @@ def rasterize_to_pixels_torch(
                 tile = uniq_l[i:j] % (tiles_x * tiles_y)
                 ox = (tile % tiles_x * tile_size).to(dtype)
                 oy = (tile // tiles_x * tile_size).to(dtype)
-            mu = means_f[gid]  # [B, K, 2]
-            dx = mu[..., 0].unsqueeze(1) - (ox[:, None] + px_loc[None, :]).unsqueeze(-1)
-            dy = mu[..., 1].unsqueeze(1) - (oy[:, None] + py_loc[None, :]).unsqueeze(-1)
-            col, t_fin = _composite(dx, dy, conics_f[gid], opac_f[gid], valid, colors_f[gid])
+                pix = torch.stack([(ox[:, None] + px_loc[None, :]),
+                                   (oy[:, None] + py_loc[None, :])], dim=-1)  # [B, P, 2]
+            args = (means_f[gid], pix, conics_f[gid], opac_f[gid], valid, colors_f[gid])
+            if recompute:
+                # keep only the small [B, K] inputs; the [B, P, K] temporaries are rebuilt
+                # during backward, so memory does not grow with the number of batches
+                col, t_fin = checkpoint(_composite, *args, use_reentrant=False)
+            else:
+                col, t_fin = _composite(*args)
             done_ids.append(uniq_l[i:j])
             done_color.append(col)
             done_t.append(t_fin)
