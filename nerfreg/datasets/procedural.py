@@ -32,10 +32,11 @@ from .blender import BlenderDataset
 from .image_io import write_image
 
 #: Bump when the rendered scene changes, so caches are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 LIGHT_DIR = np.array([0.45, 0.3, 0.84]) / np.linalg.norm([0.45, 0.3, 0.84])
 AMBIENT = 0.4
 SCENE_RADIUS = 1.55  # bounding sphere of SHAPES around the origin
+EDGE_WIDTH = 0.025  # half width of texture transitions (world units; ~1 px at 128 px)
 
 # (kind, centre, size, texture, colour a, colour b, texture scale)
 SHAPES = [
@@ -77,17 +78,22 @@ def _normals(kind: str, c: np.ndarray, size: Any, p: np.ndarray) -> np.ndarray:
 
 
 def _albedo(shape: tuple, p: np.ndarray) -> np.ndarray:
+    """Soft checker / stripe textures: the sign of a product of sines picks the colour, and
+    clipping a scaled product gives ~2 px wide transitions instead of step edges (less high
+    frequency for the splats to fit)."""
     _, c, size, tex, col_a, col_b, scale = shape
     q = p - np.asarray(c)
     if tex == 'checker_sph':  # `scale` segments around, scale / 2 from pole to pole
         az = np.arctan2(q[:, 1], q[:, 0]) / (2 * np.pi) + 0.5
         el = np.arccos(np.clip(q[:, 2] / size, -1, 1)) / np.pi
-        parity = (np.floor(az * scale) + np.floor(el * scale / 2)) % 2
+        wave, sharp = np.sin(np.pi * az * scale) * np.sin(np.pi * el * scale / 2), 5.0
     elif tex == 'stripes_z':
-        parity = np.floor(q[:, 2] / scale) % 2
-    else:  # solid 3D checker with cells of `scale`
-        parity = np.floor(q / scale + 1e-6).sum(1) % 2
-    return np.where(parity[:, None] > 0, np.asarray(col_b), np.asarray(col_a))
+        wave, sharp = np.sin(np.pi * q[:, 2] / scale), scale / (np.pi * EDGE_WIDTH)
+    else:  # solid 3D checker with cells of `scale`, offset so box faces cut cell centres
+        wave = np.prod(np.sin(np.pi * (q / scale + 0.5)), axis=1)
+        sharp = scale / (np.pi * EDGE_WIDTH)
+    t = np.clip(0.5 - 0.5 * sharp * wave, 0.0, 1.0)[:, None]
+    return (1 - t) * np.asarray(col_a) + t * np.asarray(col_b)
 
 
 def _shade(kind: str, c: np.ndarray, size: Any, shape: tuple, p: np.ndarray) -> np.ndarray:
