@@ -82,7 +82,7 @@ def _albedo(shape: tuple, p: np.ndarray) -> np.ndarray:
     clipping a scaled product gives ~2 px wide transitions instead of step edges (less high
     frequency for the splats to fit)."""
     _, c, size, tex, col_a, col_b, scale = shape
-    q = p - np.asarray(c)
+    q = p - np.asarray(c, dtype=p.dtype)
     if tex == 'checker_sph':  # `scale` segments around, scale / 2 from pole to pole
         az = np.arctan2(q[:, 1], q[:, 0]) / (2 * np.pi) + 0.5
         el = np.arccos(np.clip(q[:, 2] / size, -1, 1)) / np.pi
@@ -117,9 +117,9 @@ def trace(origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def _trace(origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ts = []
     for kind, c, size, *_ in SHAPES:
-        c = np.asarray(c, dtype=np.float64)
+        c = np.asarray(c, dtype=origins.dtype)
         ts.append(_hit_sphere(origins, dirs, c, size) if kind == 'sphere'
-                  else _hit_box(origins, dirs, c, np.asarray(size, dtype=np.float64)))
+                  else _hit_box(origins, dirs, c, np.asarray(size, dtype=origins.dtype)))
     ts = np.stack(ts, 1)
     which, tmin = np.argmin(ts, 1), np.min(ts, 1)
     hit = np.isfinite(tmin)
@@ -211,8 +211,8 @@ def render_view(c2w: np.ndarray, size: int, angle_x: float, supersample: int = 3
     def rays(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         d = np.stack([(u - size / 2) / focal, (v - size / 2) / focal, np.ones_like(u)], -1)
         d = d @ rot_c2w.T
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        return np.ascontiguousarray(np.broadcast_to(eye, d.shape)), d
+        d = (d / np.linalg.norm(d, axis=1, keepdims=True)).astype(np.float32)  # float32: 2x faster
+        return np.ascontiguousarray(np.broadcast_to(eye.astype(np.float32), d.shape)), d
 
     v, u = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5, indexing='ij')
     rgb, hit = trace(*rays(u.ravel(), v.ravel()))
