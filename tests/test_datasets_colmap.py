@@ -246,7 +246,7 @@ def test_distorted_models_are_undistorted(tmp_path, model, extra):
     assert 0.9 * 51.2 < float(cams.fx[0]) < 1.2 * 51.2
     assert (tmp_path / '.nerfreg_cache').is_dir()  # undistorted images cached (writable root)
     again = ColmapDataset(tmp_path, holdout_every=0)
-    torch.testing.assert_close(again.train.images[0], ds.train.images[0], atol=1, rtol=0)
+    assert torch.equal(again.train.images[0], ds.train.images[0])  # lossless PNG cache
 
 
 def test_unsupported_model_names_model_and_supported(tmp_path):

@@ -169,16 +169,22 @@ def undistort_intrinsics(K: np.ndarray, dist: np.ndarray, width: int, height: in
     return _from_cv(new)
 
 
+def undistortion_maps(K: np.ndarray, dist: np.ndarray, new_K: np.ndarray, width: int,
+                      height: int, fisheye: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` tables taking an image with (K, dist) to the pinhole ``new_K``."""
+    if fisheye:
+        return cv2.fisheye.initUndistortRectifyMap(_to_cv(K), dist[:4].reshape(4, 1), np.eye(3),
+                                                   _to_cv(new_K), (width, height), cv2.CV_32FC1)
+    return cv2.initUndistortRectifyMap(_to_cv(K), dist, np.eye(3), _to_cv(new_K),
+                                       (width, height), cv2.CV_32FC1)
+
+
 def undistort_image(img: np.ndarray, K: np.ndarray, dist: np.ndarray, new_K: np.ndarray,
-                    fisheye: bool = False) -> np.ndarray:
+                    fisheye: bool = False,
+                    maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Remap ``img`` taken with (K, dist) to the pinhole ``new_K`` (same size)."""
     h, w = img.shape[:2]
-    if fisheye:
-        mx, my = cv2.fisheye.initUndistortRectifyMap(_to_cv(K), dist[:4].reshape(4, 1), np.eye(3),
-                                                     _to_cv(new_K), (w, h), cv2.CV_32FC1)
-    else:
-        mx, my = cv2.initUndistortRectifyMap(_to_cv(K), dist, np.eye(3), _to_cv(new_K), (w, h),
-                                             cv2.CV_32FC1)
+    mx, my = maps if maps is not None else undistortion_maps(K, dist, new_K, w, h, fisheye)
     out = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(img.shape)
 
@@ -236,27 +242,32 @@ def load_views(root: Path, image_dir: str, names: list[str], cameras: Cameras,
             k_old = cam.Ks()[0].double().numpy()
             dist = dist_all[i]
             mkey = (tuple(np.round(k_old.ravel(), 6)), tuple(dist), w, h, fisheye[i])
-            if mkey not in maps:
-                maps[mkey] = undistort_intrinsics(k_old, dist, w, h, fisheye[i])
-            k_new = maps[mkey]
-            cached = cache_dir / name if cache_dir is not None else None
+            if mkey not in maps:  # once per distinct camera
+                k_new = undistort_intrinsics(k_old, dist, w, h, fisheye[i])
+                maps[mkey] = (k_new, None)
+            k_new, remap = maps[mkey]
+            # lossless PNG cache of the undistorted image
+            cached = cache_dir / f'{name}.png' if cache_dir is not None else None
             und = None
             if cached is not None and cached.is_file():
                 try:
-                    und, und_alpha = read_image(cached)
+                    und = read_image(cached)[0]
                 except DatasetError:
                     und = None
-            if und is None or und.shape != rgb.shape:
-                und = undistort_image(rgb, k_old, dist, k_new, fisheye[i])
-                und_alpha = None
-                if cached is not None:
-                    try:
-                        write_image(cached, und)
-                    except OSError:
-                        pass  # caching is an optimisation only
-            if alpha is not None:
-                und_alpha = undistort_image(alpha, k_old, dist, k_new, fisheye[i])
-            rgb, alpha = und, (alpha if alpha is None else und_alpha)
+            if und is None or und.shape != rgb.shape or alpha is not None:
+                if remap is None:
+                    remap = undistortion_maps(k_old, dist, k_new, w, h, fisheye[i])
+                    maps[mkey] = (k_new, remap)
+                if und is None or und.shape != rgb.shape:
+                    und = undistort_image(rgb, k_old, dist, k_new, fisheye[i], remap)
+                    if cached is not None:
+                        try:
+                            write_image(cached, und)
+                        except OSError:
+                            pass  # caching is an optimisation only
+                if alpha is not None:
+                    alpha = undistort_image(alpha, k_old, dist, k_new, fisheye[i], remap)
+            rgb = und
             cam = Cameras(R=cam.R, t=cam.t, fx=float(k_new[0, 0]), fy=float(k_new[1, 1]),
                           cx=float(k_new[0, 2]), cy=float(k_new[1, 2]), width=w, height=h,
                           dist=None, names=cam.names)
