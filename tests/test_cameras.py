@@ -72,6 +72,10 @@ def test_container_protocol():
     assert sub.names == [cams.names[4], cams.names[1]]
     torch.testing.assert_close(sub.R[0], cams.R[4])
     assert len(cams[2]) == 1 and len(cams[1:4]) == 3 and len(cams[[0, 5]]) == 2
+    mask = torch.zeros(6, dtype=torch.bool)
+    mask[[1, 3]] = True
+    assert cams[mask].names == [cams.names[1], cams.names[3]]
+    assert len(cams[np.int64(3)]) == 1 and len(cams[[]]) == 0
     assert cams.to('cpu').fx.device.type == 'cpu'
     vm = cams.viewmats()
     x = torch.randn(5, 3)

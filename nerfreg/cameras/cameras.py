@@ -81,6 +81,8 @@ class Cameras:
             sel = list(range(len(self)))[idx]
         else:
             sel = torch.as_tensor(np.asarray(idx) if not isinstance(idx, torch.Tensor) else idx)
+            if sel.dtype == torch.bool:  # boolean mask
+                sel = sel.reshape(-1).nonzero()[:, 0]
             sel = sel.reshape(-1).long().tolist()
         ti = torch.as_tensor(sel, dtype=torch.long, device=self.device)
         return Cameras(
@@ -171,7 +173,6 @@ class Cameras:
                         names: Sequence[str] | None = None) -> Cameras:
         """From OpenGL camera-to-world matrices [N,4,4] / [N,3,4] (Blender, instant-ngp)."""
         c2w = torch.as_tensor(np.asarray(c2w) if not isinstance(c2w, torch.Tensor) else c2w)
-        c2w = c2w.to(torch.float32)
         rot, t = opengl_c2w_to_opencv_w2c(c2w.double())
         return cls(R=rot.float(), t=t.float(), fx=fx, fy=fy, cx=cx, cy=cy, width=width,
                    height=height, dist=dist, names=list(names or []))
