@@ -139,6 +139,7 @@ class DefaultTrainer:
         self._iter = 0
         self._bad_steps = 0
         self._stop_requested = 0
+        self.stop_training = False  # a hook may set it to end training after this step
         self.val_metrics: dict[str, float] = {}
         self.test_metrics: dict[str, float] = {}
 
@@ -300,6 +301,8 @@ class DefaultTrainer:
                     self.validation()
                 if self._stop_requested:
                     self._stop_after_signal()
+                if self.stop_training:
+                    break
             self._iter = self.global_step
         finally:
             self._restore_signal_handlers(previous)

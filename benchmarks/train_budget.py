@@ -1,0 +1,98 @@
+"""Held-out PSNR versus training time for a config, measured like the peer loop.
+
+Training time is the sum of step times (data, forward, backward, update, densification);
+start-up and evaluations are excluded, as in ../shared/bench/gsplat_ref_train.py. At each
+budget the test split (every 8th image) is rendered and scored; training stops at the last.
+
+    python benchmarks/train_budget.py configs/gaussian_splatting/colmap_short.py \
+        --evals 60,120,300,600 --out work_dirs/cup_curve.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+from mmengine.config import DictAction
+from mmengine.hooks import Hook
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nerfreg.engine import DefaultTrainer  # noqa: E402
+from nerfreg.utils.config import load_config  # noqa: E402
+
+
+class BudgetEvalHook(Hook):
+    """Scores the test split each time accumulated training time passes a budget."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, budgets: list[float], out: Path | None) -> None:
+        self.budgets = sorted(budgets)
+        self.out = out
+        self.train_time = 0.0
+        self.records: list[dict] = []
+        self._t0 = None
+
+    def before_train(self, runner) -> None:
+        self._t0 = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        now = time.perf_counter()
+        self.train_time += now - self._t0
+        while self.budgets and self.train_time >= self.budgets[0]:
+            budget = self.budgets.pop(0)
+            metrics = runner.test()
+            runner.model.train()
+            record = dict(budget_s=budget, train_s=round(self.train_time, 1),
+                          step=runner.global_step, gaussians=int(runner.model.num_gaussians),
+                          psnr=round(metrics['psnr'], 3), ssim=round(metrics['ssim'], 4),
+                          peak_rss_mb=round(resource.getrusage(
+                              resource.RUSAGE_SELF).ru_maxrss / 1024))
+            self.records.append(record)
+            print(json.dumps(record), flush=True)
+            if self.out:
+                with open(self.out, 'a') as f:
+                    f.write(json.dumps(record) + '\n')
+        if not self.budgets:
+            runner.stop_training = True
+        self._t0 = time.perf_counter()  # evaluation time is not training time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--evals', default='60,120,300,600')
+    parser.add_argument('--out', type=Path)
+    parser.add_argument('--work-dir', default='work_dirs/train_budget')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.work_dir = args.work_dir
+    cfg.train_cfg.val_interval = 0
+    cfg.default_hooks.checkpoint = None
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
+                        if h.get('type') not in ('FinalExportHook', 'VisualizationHook')]
+    budgets = [float(x) for x in args.evals.split(',') if x]
+    t0 = time.perf_counter()
+    trainer = DefaultTrainer.from_cfg(cfg)
+    hook = BudgetEvalHook(budgets, args.out)
+    trainer.register_hook(hook)
+    print(json.dumps(dict(kind='startup', seconds=round(time.perf_counter() - t0, 1),
+                          config=args.config)), flush=True)
+    trainer.train()
+    print('| budget | steps | Gaussians | held-out PSNR | SSIM |')
+    print('|---|---|---|---|---|')
+    for r in hook.records:
+        print(f"| {r['budget_s']:g} s | {r['step']} | {r['gaussians']:,} | {r['psnr']:.2f} | "
+              f"{r['ssim']:.3f} |")
+
+
+if __name__ == '__main__':
+    main()
