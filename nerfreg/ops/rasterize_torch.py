@@ -77,7 +77,8 @@ def _composite(mu: Tensor, pix: Tensor, conic: Tensor, opac: Tensor, valid: Tens
     dx = mu[..., 0].unsqueeze(1) - pix[..., 0].unsqueeze(-1)  # [B, P, K]
     dy = mu[..., 1].unsqueeze(1) - pix[..., 1].unsqueeze(-1)
     ca, cb, cc = (conic[..., i].unsqueeze(1) for i in range(3))
-    sigma = dx * (0.5 * ca * dx + cb * dy) + (0.5 * cc) * dy * dy
+    # exactly the contract's expression: other backends must take the same threshold decisions
+    sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
     alpha = torch.clamp_max(opac.unsqueeze(1) * torch.exp(-sigma), ALPHA_MAX)
     use = (sigma >= 0) & (alpha >= ALPHA_MIN) & valid.unsqueeze(1)
     alpha = torch.where(use, alpha, torch.zeros_like(alpha))
