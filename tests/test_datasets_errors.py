@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import struct
 
 import cv2
 import numpy as np
@@ -72,3 +73,23 @@ def test_aspect_mismatch_between_model_and_image(tmp_path):
 def test_ngp_no_root_json(tmp_path):
     with pytest.raises(DatasetError, match=r'transforms\.json: file not found'):
         NGPDataset(tmp_path)
+
+
+def _jpeg_with_orientation(img: np.ndarray, orientation: int) -> bytes:
+    """JPEG bytes with a minimal EXIF APP1 segment holding only the orientation tag."""
+    jpg = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
+    tiff = b'II*\x00' + struct.pack('<I', 8) + struct.pack('<H', 1)
+    tiff += struct.pack('<HHIHH', 0x0112, 3, 1, orientation, 0) + struct.pack('<I', 0)
+    payload = b'Exif\x00\x00' + tiff
+    app1 = b'\xff\xe1' + struct.pack('>H', len(payload) + 2) + payload
+    return jpg[:2] + app1 + jpg[2:]
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, :10] = 255  # white band on the left
+    path = tmp_path / 'rot.jpg'
+    path.write_bytes(_jpeg_with_orientation(img, 6))  # 6: rotate 90 degrees clockwise to view
+    rgb, alpha = read_image(path)
+    assert rgb.shape == (40, 20, 3) and alpha is None
+    assert rgb[:10, :, 0].mean() > 200 and rgb[-10:, :, 0].mean() < 50  # band now on top
