@@ -40,6 +40,7 @@ DEFAULT_HOOKS = dict(
     logger=dict(type='LoggerHook'),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook'),
+    sync_check=dict(type='SyncCheckHook'),  # no-op unless distributed
 )
 
 # Top-level config keys nerfreg reads; others are the user's own helper variables.
