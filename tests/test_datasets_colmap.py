@@ -229,6 +229,10 @@ def test_downscale_cache_written_when_writable(tmp_path):
     assert tuple(ds.train.images[0].shape) == (24, 32, 3)
     again = ColmapDataset(tmp_path, downscale=2, holdout_every=0)
     torch.testing.assert_close(again.train.images[1], ds.train.images[1])
+    shutil.move(tmp_path / 'images', tmp_path / 'originals')  # images_2 alone suffices
+    only = ColmapDataset(tmp_path, downscale=2, holdout_every=0)
+    assert torch.equal(only.train.images[1], ds.train.images[1])
+    shutil.move(tmp_path / 'originals', tmp_path / 'images')
     ds15 = ColmapDataset(tmp_path, downscale=1.5, holdout_every=0)
     assert tuple(ds15.train.images[0].shape) == (32, 43, 3)
     assert (tmp_path / 'images_1.5').is_dir()

@@ -21,7 +21,7 @@ from .base import (
     parse_background,
 )
 from .colmap_io import ColmapCamera, ColmapFormatError, read_model
-from .image_io import load_views
+from .image_io import load_views, scale_tag
 
 #: Models used as they are (pinhole).
 PINHOLE_MODELS = ('SIMPLE_PINHOLE', 'PINHOLE')
@@ -95,11 +95,14 @@ class ColmapDataset(BaseSceneDataset):
             raise DatasetError(f'ColmapDataset: {e}') from e
         if not images:
             raise DatasetError(f'ColmapDataset: {sparse} has zero registered images')
-        if not (root / images_dir).is_dir():
-            raise DatasetError(f'ColmapDataset: image folder {root / images_dir} does not exist')
-
         entries = sorted(images.values(), key=lambda im: natural_key(im.name))
-        missing = [im.name for im in entries if not (root / images_dir / im.name).is_file()]
+        folders = [root / images_dir]
+        if self.downscale != 1:  # a pre-made <images_dir>_<factor> folder suffices
+            folders.insert(0, root / f'{images_dir}_{scale_tag(self.downscale)}')
+        if not any(f.is_dir() for f in folders):
+            raise DatasetError(f'ColmapDataset: image folder {root / images_dir} does not exist')
+        missing = [im.name for im in entries
+                   if not any((f / im.name).is_file() for f in folders)]
         if missing:
             raise DatasetError(f'ColmapDataset: {len(missing)} image(s) of the model are missing '
                                f'in {root / images_dir}: {missing[:5]}')
