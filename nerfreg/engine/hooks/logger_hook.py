@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 from collections import deque
@@ -106,6 +107,12 @@ class LoggerHook(Hook):
             runner.logger.info(f'step {step}/{runner.max_iters} {info} eta {eta:.0f}s')
             scalars.update(lrs)
             scalars['train/it_per_s'] = it_s
+            scalars['train/step_time_s'] = 1.0 / max(it_s, 1e-9)
+            scalars['memory/peak_rss_mb'] = resource.getrusage(
+                resource.RUSAGE_SELF).ru_maxrss / 1024
+            if runner.device.type == 'cuda':
+                scalars['memory/cuda_peak_mb'] = torch.cuda.max_memory_allocated(
+                    runner.device) / 2**20
             runner.log_scalars(scalars, step=step)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
