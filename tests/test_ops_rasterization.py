@@ -303,10 +303,33 @@ def test_empty_scene_renders_background():
     bg = torch.tensor([[0.2, 0.4, 0.6]])
     c, a, meta = rasterization(means, torch.tensor([[1.0, 0, 0, 0]]), torch.ones(1, 3) * 0.1,
                                torch.ones(1), torch.ones(1, 3), vm, K, 16, 16,
-                               backgrounds=bg, backend='torch')
+                               backgrounds=bg, render_mode='RGB+ED', backend='torch')
     assert meta['radii'].sum() == 0
-    torch.testing.assert_close(c, bg[:, None, None, :].expand(1, 16, 16, 3))
+    torch.testing.assert_close(c[..., :3], bg[:, None, None, :].expand(1, 16, 16, 3))
+    assert torch.all(c[..., 3] == 0)  # expected depth of an empty pixel: guarded, not NaN
     assert torch.all(a == 0)
+
+
+def test_zero_gaussians():
+    vm = torch.eye(4)[None].repeat(2, 1, 1)
+    K = torch.tensor([[[20.0, 0, 8], [0, 20.0, 8], [0, 0, 1]]]).repeat(2, 1, 1)
+    means = torch.zeros(0, 3, requires_grad=True)
+    c, a, meta = rasterization(means, torch.zeros(0, 4), torch.zeros(0, 3), torch.zeros(0),
+                               torch.zeros(0, 3), vm, K, 20, 10, backend='torch')
+    assert c.shape == (2, 10, 20, 3) and torch.all(c == 0) and torch.all(a == 0)
+    assert meta['radii'].shape == (2, 0)
+
+
+def test_per_camera_colors():
+    """colors [C, N, D] give each camera its own colours (same as rendering one by one)."""
+    ts = to_torch(random_scene(4, n=15))
+    per_cam = torch.stack([ts['colors'], 1.0 - ts['colors']])
+    args = (ts['means'], ts['quats'], ts['scales'], ts['opacities'])
+    c, _, _ = rasterization(*args, per_cam, ts['viewmats'], ts['Ks'], 37, 29, backend='torch')
+    for ci in range(2):
+        ci_only, _, _ = rasterization(*args, per_cam[ci], ts['viewmats'][ci:ci + 1],
+                                      ts['Ks'][ci:ci + 1], 37, 29, backend='torch')
+        torch.testing.assert_close(c[ci:ci + 1], ci_only)
 
 
 def test_meta_contents_and_means2d_grad():
@@ -351,6 +374,8 @@ def test_bad_arguments_are_rejected():
         rasterization(*args, backend='vulkan')
     with pytest.raises(ValueError, match='SH coefficients'):
         rasterization(*args, sh_degree=1)
+    with pytest.raises(ValueError, match='backgrounds must be'):
+        rasterization(*args, backgrounds=torch.zeros(2, 4))
 
 
 # ----------------------------------------------------------------------------- gradients

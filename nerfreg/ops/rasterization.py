@@ -136,6 +136,9 @@ def rasterization(
     if means2d.requires_grad:
         means2d.retain_grad()
     cam_colors = _colors_per_camera(colors, sh_degree, means, viewmats)
+    if backgrounds is not None and backgrounds.shape != (n_cams, cam_colors.shape[-1]):
+        raise ValueError(f'backgrounds must be [C, D] = [{n_cams}, {cam_colors.shape[-1]}], '
+                         f'got {tuple(backgrounds.shape)}')
     cam_opacities = opacities.unsqueeze(0).expand(n_cams, -1)
 
     if render_mode in ('RGB', 'RGB+D', 'RGB+ED'):
