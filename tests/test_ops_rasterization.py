@@ -296,6 +296,32 @@ def test_small_chunks_give_identical_image():
     torch.testing.assert_close(big[1], small[1], atol=1e-12, rtol=0)
 
 
+def test_work_per_batch_is_bounded(monkeypatch):
+    """Each vectorised batch holds tiles x tile_pixels x list_length <= chunk_elems elements
+    (a single tile may exceed it), never C x H x W x N."""
+    import nerfreg.ops.rasterize_torch as rt
+    sizes = []
+    real = rt._composite
+
+    def spy(mu, pix, *rest):
+        sizes.append((pix.shape[0], pix.shape[1], mu.shape[1]))
+        return real(mu, pix, *rest)
+
+    monkeypatch.setattr(rt, '_composite', spy)
+    ts = to_torch(random_scene(1, n=80, width=64, height=48), torch.float32)
+    _, _, meta = rasterization(ts['means'], ts['quats'], ts['scales'], ts['opacities'],
+                               ts['colors'], ts['viewmats'], ts['Ks'], 64, 48,
+                               backend='torch')
+    sizes.clear()
+    budget = 256 * 40
+    rasterize_to_pixels_torch(meta['means2d'], meta['conics'], meta['colors'],
+                              meta['opacities'], meta['depths'], meta['radii'], 64, 48, 16,
+                              chunk_elems=budget)
+    assert len(sizes) > 1
+    assert all(b * p * k <= budget or b == 1 for b, p, k in sizes)
+    assert max(k for _, _, k in sizes) < 80  # lists are per tile, not all Gaussians
+
+
 def test_empty_scene_renders_background():
     means = torch.tensor([[0.0, 0.0, -5.0]])  # behind the camera
     vm = torch.eye(4)[None]
