@@ -81,6 +81,9 @@ class DefaultStrategy(Strategy):
                 'DefaultStrategy: info["means2d"] has no gradient; the renderer must return '
                 'meta["means2d"] with retain_grad() and update_model must run after '
                 'loss.backward()')
+        n = params['means'].shape[0]
+        if n == 0:
+            return
         width, height = int(info['width']), int(info['height'])
         n_cameras = int(info.get('n_cameras', grad.shape[0] if grad.dim() == 3 else 1))
         grad = grad.reshape(-1, grad.shape[-2], 2).clone()
@@ -89,7 +92,6 @@ class DefaultStrategy(Strategy):
         radii = info['radii'].reshape(grad.shape[0], grad.shape[1], *info['radii'].shape[2:])
         if radii.dim() == 3:  # per-axis radii
             radii = radii.max(dim=-1).values
-        n = params['means'].shape[0]
         device = grad.device
         for key in ('grad2d', 'count', 'radii'):
             if state.get(key) is None or state[key].shape[0] != n:
