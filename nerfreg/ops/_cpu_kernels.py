@@ -4,19 +4,28 @@ All arrays are NumPy views of CPU tensors. Gaussians are flattened over cameras
 (``g = camera * N + n``) and tiles over cameras (``t = camera * tiles_x * tiles_y + ty *
 tiles_x + tx``). Every kernel is generic in the float dtype (float32 for training, float64
 for finite differences); the numeric constants arrive in ``consts`` so that comparisons and
-clamps happen in the input dtype, exactly as in the torch backend:
+clamps happen in the input dtype, as in the torch backend:
 
     consts = [alpha_min (1/255), alpha_max (0.99), t_min (1e-4), 0.5, tile_size]
 
-Work inside a tile is Gaussian-major (CUDA 3DGS is pixel-parallel): for every Gaussian of
-the depth-sorted tile list only the pixels where it can reach ``alpha >= alpha_min`` are
-visited, row by row, using a conservative bound of the ellipse ``sigma <= log(o / alpha_min)``.
-Pixels outside that set provably get ``alpha < alpha_min`` and would be skipped anyway, so
-the result is identical to evaluating every pixel of the tile.
+Exact culling. A Gaussian can only change a pixel where ``alpha >= alpha_min``, i.e. where
+``sigma <= log(opacity / alpha_min)``. ``prepare`` bounds that ellipse (with a margin for
+rounding, see ``_sigma_limit``), drops it from the tiles of its square ``mean2d +- radius``
+(the contract's tile rule) whose pixel centres it cannot reach, and the tile loops visit, row
+by row, only the pixel columns inside the bound. Every skipped (Gaussian, pixel) pair would
+have been skipped by the ``alpha < 1/255`` rule, so images and gradients are those of the
+plain definition.
 
-The backward writes one gradient row per tile intersection (no shared writes between
-tiles, so no races and a result independent of the thread count) and a second parallel
-pass sums them per Gaussian through a Gaussian -> intersection index.
+Work inside a tile is Gaussian-major (CUDA 3DGS is pixel-parallel) over a per-tile pixel
+state (T, accumulated colour, done flag, last Gaussian). The backward writes one gradient
+row per tile intersection (tiles never share writes: no races, and the result does not
+depend on the number of threads); a second parallel pass sums the rows of every Gaussian.
+
+Packed per-Gaussian record ``rec [G, R]`` (one 64-byte cache line for float32 and D <= 5):
+``mean_x, mean_y, a, b, c, opacity, sigma_limit, box_x0, box_x1, box_y0, box_y1, colour...``
+(box: inclusive pixel bounds of the ellipse, stored as exact small integers).
+Per-intersection gradient row ``gi [M, 6 + D]``: ``d mean_x, d mean_y, d a, d b, d c,
+d opacity, d colour...``.
 """
 
 from __future__ import annotations
@@ -26,133 +35,227 @@ import math
 import numpy as np
 from numba import njit, prange
 
-# no 'contract' (FMA) and no 'reassoc': sigma, alpha and T must round like the torch backend
+# no 'contract' (FMA) and no 'reassoc': sigma, alpha and T round like the torch backend
 _FASTMATH = {'nsz', 'arcp'}
 _JIT = dict(cache=True, nogil=True, fastmath=_FASTMATH)
 
-_PIX_SLACK = 1e-3  # pixels of slack added to the row bounds (computed in float64)
+_PIX_SLACK = 1e-3  # pixels of slack on the float64 ellipse bounds
+REC_COLOR = 11  # first colour column of the packed record
 
 
-@njit(parallel=True, **_JIT)
-def prepare(means2d, conics, opacities, radii_f, consts, tiles_x, tiles_y, width, height):
-    """Per-Gaussian tile rectangle and pixel bound.
-
-    Args:
-        means2d ``[G, 2]``, conics ``[G, 3]``, opacities ``[G]``, radii_f ``[G]`` (radii in
-        the float dtype), consts (see module doc).
-    Returns:
-        ``rect [G, 4]`` int64 (tx0, tx1, ty0, ty1; half-open, the torch backend's rule),
-        ``count [G]`` int64 (tiles touched; 0 when radius is 0), ``smax [G]`` float64: the
-        conservative sigma limit (``< 0``: never visible; ``inf``: conic not positive
-        definite, visit every pixel), ``box [G, 4]`` int64 inclusive pixel bounds
-        (x0, x1, y0, y1) of the ellipse ``sigma <= smax`` (whole image when ``smax`` is inf).
-    """
-    n = means2d.shape[0]
-    rect = np.zeros((n, 4), dtype=np.int64)
-    count = np.zeros(n, dtype=np.int64)
-    smax = np.full(n, -1.0)
-    box = np.zeros((n, 4), dtype=np.int64)
-    alpha_min = consts[0]
-    ts = consts[4]
-    for g in prange(n):
-        r = radii_f[g]
-        if not r > 0:
-            continue
-        mx = means2d[g, 0]
-        my = means2d[g, 1]
-        # same float ops and dtype as the torch backend's tile_intersections
-        x0 = min(max(np.floor((mx - r) / ts), 0), tiles_x)
-        x1 = min(max(np.ceil((mx + r) / ts), 0), tiles_x)
-        y0 = min(max(np.floor((my - r) / ts), 0), tiles_y)
-        y1 = min(max(np.ceil((my + r) / ts), 0), tiles_y)
-        rect[g, 0] = int(x0)
-        rect[g, 1] = int(x1)
-        rect[g, 2] = int(y0)
-        rect[g, 3] = int(y1)
-        count[g] = (rect[g, 1] - rect[g, 0]) * (rect[g, 3] - rect[g, 2])
-        o = float(opacities[g])
-        if not o >= alpha_min:  # alpha = min(0.99, o * exp(-sigma)) <= o < alpha_min
-            smax[g] = -1.0
-            continue
-        a = float(conics[g, 0])
-        b = float(conics[g, 1])
-        c = float(conics[g, 2])
-        det = a * c - b * b
-        if not (a > 0.0 and c > 0.0 and det > 0.0):
-            smax[g] = np.inf
-            box[g, 0] = 0
-            box[g, 1] = width - 1
-            box[g, 2] = 0
-            box[g, 3] = height - 1
-            continue
-        # margin covers float32 rounding of sigma, which grows with the conic's condition
-        half_tr = 0.5 * (a + c)
-        root = math.sqrt(max(half_tr * half_tr - det, 0.0))
-        lam_min = max(half_tr - root, 1e-300)
-        cond = (half_tr + root) / lam_min
-        s = math.log(o / float(alpha_min))
-        s = s * (1.0 + 1e-3 + 1e-5 * cond) + 1e-3
-        smax[g] = s
-        hx = math.sqrt(2.0 * s * c / det)
-        hy = math.sqrt(2.0 * s * a / det)
-        mxf = float(mx)
-        myf = float(my)
-        # pixel p has centre p + 0.5; keep p with |mean - centre| <= h
-        box[g, 0] = max(int(math.ceil(mxf - hx - 0.5 - _PIX_SLACK)), 0)
-        box[g, 1] = min(int(math.floor(mxf + hx - 0.5 + _PIX_SLACK)), width - 1)
-        box[g, 2] = max(int(math.ceil(myf - hy - 0.5 - _PIX_SLACK)), 0)
-        box[g, 3] = min(int(math.floor(myf + hy - 0.5 + _PIX_SLACK)), height - 1)
-    return rect, count, smax, box
+def record_width(n_ch: int) -> int:
+    """Columns of the packed record (rounded up to a multiple of 8)."""
+    return (REC_COLOR + n_ch + 7) // 8 * 8
 
 
 @njit(**_JIT)
-def bin_gaussians(order, rect, count, n_per_cam, tiles_x, tiles_y, n_cams):
-    """Scatter the depth-ordered Gaussians into per-tile lists (a stable counting sort).
+def _sigma_limit(o, a, b, c, alpha_min):
+    """Conservative bound s with ``alpha >= alpha_min  =>  sigma <= s``.
+
+    -1 when the Gaussian can never reach alpha_min, inf when the conic is not positive
+    definite (no bound: visit every pixel). The margin covers float32 rounding of sigma,
+    whose relative error grows with the conic's condition number.
+    """
+    if not o >= alpha_min:
+        return -1.0
+    det = a * c - b * b
+    if not (a > 0.0 and c > 0.0 and det > 0.0):
+        return np.inf
+    half_tr = 0.5 * (a + c)
+    root = math.sqrt(max(half_tr * half_tr - det, 0.0))
+    cond = (half_tr + root) / max(half_tr - root, 1e-300)
+    s = math.log(o / alpha_min)
+    return s * (1.0 + 1e-3 + 1e-5 * cond) + 1e-3
+
+
+@njit(**_JIT)
+def _tile_hit(mx, my, a, b, c, s, px0, px1, py0, py1):
+    """Whether the ellipse ``sigma <= s`` reaches a pixel centre in [px0, px1] x [py0, py1]
+    (inclusive pixel indices); exact minimum of the quadratic over the centre rectangle."""
+    if s == np.inf:
+        return True
+    dxl = mx - (px1 + 0.5)
+    dxh = mx - (px0 + 0.5)
+    dyl = my - (py1 + 0.5)
+    dyh = my - (py0 + 0.5)
+    if dxl <= 0.0 <= dxh and dyl <= 0.0 <= dyh:
+        return True
+    best = np.inf
+    for i in range(2):
+        dy = dyl if i == 0 else dyh
+        dx = min(max(-b * dy / a, dxl), dxh)
+        best = min(best, 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy)
+        dx = dxl if i == 0 else dxh
+        dy = min(max(-b * dx / c, dyl), dyh)
+        best = min(best, 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy)
+    return best <= s
+
+
+@njit(**_JIT)
+def _tile_span(rec, g, ts, tiles_x, tiles_y, width, height, rect):
+    """Tile rectangle (tx0, tx1, ty0, ty1, half-open) of ``rect`` cut to the pixel box."""
+    tx0 = max(rect[g, 0], int(rec[g, 7]) // ts)
+    tx1 = min(rect[g, 1], int(rec[g, 8]) // ts + 1)
+    ty0 = max(rect[g, 2], int(rec[g, 9]) // ts)
+    ty1 = min(rect[g, 3], int(rec[g, 10]) // ts + 1)
+    return tx0, tx1, ty0, ty1
+
+
+@njit(**_JIT)
+def _hits(rec, g, tx, ty, ts, width, height):
+    """Whether Gaussian g reaches a pixel centre of tile (tx, ty)."""
+    px0 = max(tx * ts, int(rec[g, 7]))
+    px1 = min(min(tx * ts + ts, width) - 1, int(rec[g, 8]))
+    py0 = max(ty * ts, int(rec[g, 9]))
+    py1 = min(min(ty * ts + ts, height) - 1, int(rec[g, 10]))
+    if px0 > px1 or py0 > py1:
+        return False
+    return _tile_hit(float(rec[g, 0]), float(rec[g, 1]), float(rec[g, 2]), float(rec[g, 3]),
+                     float(rec[g, 4]), float(rec[g, 6]), px0, px1, py0, py1)
+
+
+@njit(parallel=True, **_JIT)
+def prepare(means2d, conics, colors, opacities, radii_f, consts, tiles_x, tiles_y,
+            width, height, rec, rect, count):
+    """Fill the packed records, the contract's tile rectangles and the culled tile counts.
 
     Args:
-        order: visible Gaussian ids (``count > 0``) in increasing (depth, id) order.
-    Returns:
-        ``tile_off [n_cams * tiles + 1]`` (list of tile t is ``isect_gid[tile_off[t]:
-        tile_off[t+1]]``, depth-sorted), ``isect_gid [M]``, ``g_off [G + 1]`` and
-        ``g_isect [M]`` (the intersections of Gaussian g are ``g_isect[g_off[g]:
-        g_off[g+1]]``).
+        means2d ``[G, 2]``, conics ``[G, 3]``, colors ``[G, D]``, opacities ``[G]``,
+        radii_f ``[G]`` (radii in the float dtype), consts (module doc).
+    Writes ``rec [G, R]``, ``rect [G, 4]`` (tx0, tx1, ty0, ty1; half-open; the torch
+    backend's float rule ``floor/ceil((mean -+ radius) / tile_size)``) and ``count [G]``
+    (tiles the Gaussian can reach; 0 when its radius is 0).
     """
+    alpha_min = consts[0]
+    ts_f = consts[4]
+    ts = int(ts_f)
+    n_ch = colors.shape[1]
+    for g in prange(means2d.shape[0]):
+        mx = means2d[g, 0]
+        my = means2d[g, 1]
+        rec[g, 0] = mx
+        rec[g, 1] = my
+        rec[g, 2] = conics[g, 0]
+        rec[g, 3] = conics[g, 1]
+        rec[g, 4] = conics[g, 2]
+        rec[g, 5] = opacities[g]
+        for d in range(n_ch):
+            rec[g, REC_COLOR + d] = colors[g, d]
+        count[g] = 0
+        r = radii_f[g]
+        if not r > 0:
+            rec[g, 6] = -1.0
+            continue
+        # same float ops and dtype as the torch backend's tile_intersections
+        rect[g, 0] = int(min(max(np.floor((mx - r) / ts_f), 0), tiles_x))
+        rect[g, 1] = int(min(max(np.ceil((mx + r) / ts_f), 0), tiles_x))
+        rect[g, 2] = int(min(max(np.floor((my - r) / ts_f), 0), tiles_y))
+        rect[g, 3] = int(min(max(np.ceil((my + r) / ts_f), 0), tiles_y))
+        a = float(conics[g, 0])
+        b = float(conics[g, 1])
+        c = float(conics[g, 2])
+        s = _sigma_limit(float(opacities[g]), a, b, c, float(alpha_min))
+        rec[g, 6] = s
+        if s < 0.0:
+            continue
+        if s == np.inf:
+            rec[g, 7] = 0
+            rec[g, 8] = width - 1
+            rec[g, 9] = 0
+            rec[g, 10] = height - 1
+        else:
+            det = a * c - b * b
+            hx = math.sqrt(2.0 * s * c / det)
+            hy = math.sqrt(2.0 * s * a / det)
+            mxf = float(mx)
+            myf = float(my)
+            # pixel p (centre p + 0.5) can be reached only if |mean - centre| <= h
+            bx0 = max(math.ceil(mxf - hx - 0.5 - _PIX_SLACK), -1.0)
+            bx1 = min(math.floor(mxf + hx - 0.5 + _PIX_SLACK), float(width))
+            by0 = max(math.ceil(myf - hy - 0.5 - _PIX_SLACK), -1.0)
+            by1 = min(math.floor(myf + hy - 0.5 + _PIX_SLACK), float(height))
+            rec[g, 7] = max(bx0, 0.0)
+            rec[g, 8] = min(bx1, width - 1.0)
+            rec[g, 9] = max(by0, 0.0)
+            rec[g, 10] = min(by1, height - 1.0)
+            if bx0 > bx1 or by0 > by1 or bx1 < 0 or by1 < 0 or bx0 >= width or by0 >= height:
+                rec[g, 6] = -1.0
+                continue
+        tx0, tx1, ty0, ty1 = _tile_span(rec, g, ts, tiles_x, tiles_y, width, height, rect)
+        n_hit = 0
+        for ty in range(ty0, ty1):
+            for tx in range(tx0, tx1):
+                if _hits(rec, g, tx, ty, ts, width, height):
+                    n_hit += 1
+        count[g] = n_hit
+
+
+@njit(parallel=True, **_JIT)
+def list_tiles(rec, rect, g_off, consts, tiles_x, tiles_y, width, height, n_per_cam,
+               g_tiles):
+    """Write the (global) ids of the tiles every Gaussian reaches into ``g_tiles[g_off[g]:]``."""
+    ts = int(consts[4])
     n_tiles = tiles_x * tiles_y
-    tile_off = np.zeros(n_cams * n_tiles + 1, dtype=np.int64)
-    g_off = np.zeros(count.shape[0] + 1, dtype=np.int64)
-    for g in range(count.shape[0]):
-        g_off[g + 1] = g_off[g] + count[g]
-    m = g_off[-1]
-    for i in range(order.shape[0]):
-        g = order[i]
-        base = (g // n_per_cam) * n_tiles
-        for ty in range(rect[g, 2], rect[g, 3]):
-            for tx in range(rect[g, 0], rect[g, 1]):
-                tile_off[base + ty * tiles_x + tx + 1] += 1
-    for t in range(n_cams * n_tiles):
-        tile_off[t + 1] += tile_off[t]
-    cursor = tile_off[:-1].copy()
-    isect_gid = np.empty(m, dtype=np.int64)
-    g_isect = np.empty(m, dtype=np.int64)
-    for i in range(order.shape[0]):
-        g = order[i]
-        base = (g // n_per_cam) * n_tiles
+    for g in prange(g_off.shape[0] - 1):
         j = g_off[g]
-        for ty in range(rect[g, 2], rect[g, 3]):
-            for tx in range(rect[g, 0], rect[g, 1]):
-                t = base + ty * tiles_x + tx
-                pos = cursor[t]
-                cursor[t] = pos + 1
+        if g_off[g + 1] == j:
+            continue
+        base = (g // n_per_cam) * n_tiles
+        tx0, tx1, ty0, ty1 = _tile_span(rec, g, ts, tiles_x, tiles_y, width, height, rect)
+        for ty in range(ty0, ty1):
+            for tx in range(tx0, tx1):
+                if _hits(rec, g, tx, ty, ts, width, height):
+                    g_tiles[j] = base + ty * tiles_x + tx
+                    j += 1
+
+
+@njit(parallel=True, **_JIT)
+def bin_gaussians(order, g_off, g_tiles, n_tiles_total, n_chunks):
+    """Parallel stable counting sort of the intersections by tile.
+
+    Args:
+        order: Gaussian ids with ``count > 0`` in increasing (depth, id) order; chunk p of
+            it is scattered by one task, after the chunks before it in every tile.
+    Returns:
+        ``tile_off [T + 1]`` (tile t's depth-sorted list is ``isect_gid[tile_off[t]:
+        tile_off[t+1]]``), ``isect_gid [M]`` and ``g_isect [M]`` (positions of Gaussian g's
+        intersections: ``g_isect[g_off[g]:g_off[g+1]]``).
+    """
+    nv = order.shape[0]
+    m = g_tiles.shape[0]
+    hist = np.zeros((n_chunks, n_tiles_total), dtype=np.int64)
+    for p in prange(n_chunks):
+        for i in range(p * nv // n_chunks, (p + 1) * nv // n_chunks):
+            g = order[i]
+            for j in range(g_off[g], g_off[g + 1]):
+                hist[p, g_tiles[j]] += 1
+    tile_off = np.empty(n_tiles_total + 1, dtype=np.int64)
+    run = 0
+    for t in range(n_tiles_total):
+        tile_off[t] = run
+        for p in range(n_chunks):
+            h = hist[p, t]
+            hist[p, t] = run
+            run += h
+    tile_off[n_tiles_total] = run
+    isect_gid = np.empty(m, dtype=np.int32)
+    g_isect = np.empty(m, dtype=np.int64)
+    for p in prange(n_chunks):
+        for i in range(p * nv // n_chunks, (p + 1) * nv // n_chunks):
+            g = order[i]
+            for j in range(g_off[g], g_off[g + 1]):
+                t = g_tiles[j]
+                pos = hist[p, t]
+                hist[p, t] = pos + 1
                 isect_gid[pos] = g
                 g_isect[j] = pos
-                j += 1
-    return tile_off, isect_gid, g_off, g_isect
+    return tile_off, isect_gid, g_isect
 
 
 @njit(**_JIT)
 def _row_span(s, a, b, c, mx, dy, bx0, bx1):
-    """Inclusive pixel-column range of a row (``dy`` = mean_y - centre_y) where the
-    Gaussian can have ``sigma <= s``, intersected with [bx0, bx1]; empty when lo > hi."""
+    """Inclusive pixel columns of a row (``dy`` = mean_y - centre_y) where ``sigma <= s``
+    is possible, cut to [bx0, bx1]; empty when lo > hi."""
     if s == np.inf:
         return bx0, bx1
     # 0.5 a dx^2 + b dy dx + 0.5 c dy^2 - s <= 0  with  dx = mx - centre_x
@@ -161,33 +264,32 @@ def _row_span(s, a, b, c, mx, dy, bx0, bx1):
     if disc < 0.0:
         return 1, 0
     sq = math.sqrt(disc)
-    dx_lo = (-qb - sq) / a
-    dx_hi = (-qb + sq) / a
-    lo = max(int(math.ceil(mx - dx_hi - 0.5 - _PIX_SLACK)), bx0)
-    hi = min(int(math.floor(mx - dx_lo - 0.5 + _PIX_SLACK)), bx1)
+    lo = max(int(math.ceil(mx - (sq - qb) / a - 0.5 - _PIX_SLACK)), bx0)
+    hi = min(int(math.floor(mx + (sq + qb) / a - 0.5 + _PIX_SLACK)), bx1)
     return lo, hi
 
 
 @njit(parallel=True, **_JIT)
-def forward(tile_off, isect_gid, means2d, conics, colors, opacities, smax, box,
-            backgrounds, consts, n_cams, width, height, tiles_x, tiles_y,
-            out_color, out_alpha, out_t, out_last):
+def forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height, tiles_x,
+            tiles_y, out_color, out_alpha, out_t, out_last):
     """Front-to-back compositing of every tile.
 
-    Writes ``out_color [C, H, W, D]`` (background included when ``backgrounds`` has rows),
-    ``out_alpha [C, H, W]`` = 1 - T, ``out_t [C, H, W]`` final transmittance and
-    ``out_last [C, H, W]`` the intersection index of the last composited Gaussian
-    (``tile start - 1`` when none).
+    T is accumulated in float64 and rounded to the input dtype for the stop test and the
+    weights, which is what torch's cumprod does for float32 (it accumulates in double).
+    Writes ``out_color [C, H, W, D]`` (background added when ``backgrounds`` has rows),
+    ``out_alpha [C, H, W]`` = 1 - T, ``out_t [C, H, W]`` (final float64 transmittance) and
+    ``out_last [C, H, W]`` (intersection index of the last composited Gaussian, ``tile
+    start - 1`` when none).
     """
     alpha_min = consts[0]
     alpha_max = consts[1]
     t_min = consts[2]
     half = consts[3]
     ts = int(consts[4])
-    n_ch = colors.shape[1]
+    one = half + half
+    n_ch = out_color.shape[3]
     n_tiles = tiles_x * tiles_y
     has_bg = backgrounds.shape[0] > 0
-    one = consts[3] + consts[3]
     for tid in prange(n_cams * n_tiles):
         cam = tid // n_tiles
         ty = (tid % n_tiles) // tiles_x
@@ -197,40 +299,39 @@ def forward(tile_off, isect_gid, means2d, conics, colors, opacities, smax, box,
         x1 = min(x0 + ts, width) - 1
         y1 = min(y0 + ts, height) - 1
         bw = x1 - x0 + 1
-        npix = bw * (y1 - y0 + 1)
+        bh = y1 - y0 + 1
+        npix = bw * bh
         start = tile_off[tid]
         end = tile_off[tid + 1]
-        trans = np.empty(npix, dtype=out_t.dtype)
-        trans[:] = one
-        acc = np.zeros((npix, n_ch), dtype=out_color.dtype)
+        trans = np.ones(npix)  # float64 product, like torch's cumprod accumulator
+        trans_in = np.empty(npix, dtype=rec.dtype)  # the product rounded to the dtype
+        trans_in[:] = one
+        rnd = np.empty(1, dtype=rec.dtype)
+        acc = np.zeros((npix, n_ch), dtype=rec.dtype)
         last = np.full(npix, start - 1, dtype=np.int64)
         done = np.zeros(npix, dtype=np.bool_)
-        cx = np.empty(bw, dtype=out_t.dtype)  # pixel centres in the input dtype
+        cx = np.empty(bw, dtype=rec.dtype)  # pixel centres in the input dtype
         for i in range(bw):
             cx[i] = x0 + i + 0.5
-        cy = np.empty(y1 - y0 + 1, dtype=out_t.dtype)
-        for i in range(y1 - y0 + 1):
+        cy = np.empty(bh, dtype=rec.dtype)
+        for i in range(bh):
             cy[i] = y0 + i + 0.5
         n_done = 0
         for k in range(start, end):
             if n_done == npix:
                 break
             g = isect_gid[k]
-            s = smax[g]
-            if s < 0.0:
-                continue
-            bx0 = max(box[g, 0], x0)
-            bx1 = min(box[g, 1], x1)
-            by0 = max(box[g, 2], y0)
-            by1 = min(box[g, 3], y1)
-            if bx0 > bx1 or by0 > by1:
-                continue
-            mx = means2d[g, 0]
-            my = means2d[g, 1]
-            a = conics[g, 0]
-            b = conics[g, 1]
-            c = conics[g, 2]
-            o = opacities[g]
+            bx0 = max(int(rec[g, 7]), x0)
+            bx1 = min(int(rec[g, 8]), x1)
+            by0 = max(int(rec[g, 9]), y0)
+            by1 = min(int(rec[g, 10]), y1)
+            mx = rec[g, 0]
+            my = rec[g, 1]
+            a = rec[g, 2]
+            b = rec[g, 3]
+            c = rec[g, 4]
+            o = rec[g, 5]
+            s = float(rec[g, 6])
             for py in range(by0, by1 + 1):
                 dy = my - cy[py - y0]
                 lo, hi = _row_span(s, float(a), float(b), float(c), float(mx), float(dy),
@@ -248,47 +349,46 @@ def forward(tile_off, isect_gid, means2d, conics, colors, opacities, smax, box,
                     if alpha < alpha_min:
                         continue
                     t_next = trans[p] * (one - alpha)
-                    if t_next <= t_min:
+                    rnd[0] = t_next
+                    if rnd[0] <= t_min:
                         done[p] = True
                         n_done += 1
                         continue
-                    w = alpha * trans[p]
+                    w = alpha * trans_in[p]
                     for d in range(n_ch):
-                        acc[p, d] += colors[g, d] * w
+                        acc[p, d] += rec[g, REC_COLOR + d] * w
                     trans[p] = t_next
+                    trans_in[p] = rnd[0]
                     last[p] = k
         for py in range(y0, y1 + 1):
             for px in range(x0, x1 + 1):
                 p = (py - y0) * bw + (px - x0)
-                t = trans[p]
+                t = trans_in[p]
                 for d in range(n_ch):
                     v = acc[p, d]
                     if has_bg:
                         v += t * backgrounds[cam, d]
                     out_color[cam, py, px, d] = v
                 out_alpha[cam, py, px] = one - t
-                out_t[cam, py, px] = t
+                out_t[cam, py, px] = trans[p]
                 out_last[cam, py, px] = last[p]
 
 
 @njit(parallel=True, **_JIT)
-def backward(tile_off, isect_gid, means2d, conics, colors, opacities, smax, box,
-             backgrounds, consts, n_cams, width, height, tiles_x, tiles_y,
-             fwd_t, fwd_last, grad_color, grad_alpha,
-             gi_means, gi_conics, gi_colors, gi_opac, tile_grad_bg):
-    """Back-to-front gradient walk of every tile (3DGS style: T is recovered by division).
+def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height, tiles_x,
+             tiles_y, fwd_t, fwd_last, grad_color, grad_alpha, gi, tile_grad_bg):
+    """Back-to-front gradient walk of every tile (T recovered by division, as in 3DGS).
 
-    Writes one row per intersection k into ``gi_means [M, 2]``, ``gi_conics [M, 3]``,
-    ``gi_colors [M, D]``, ``gi_opac [M]`` and the per-tile background gradient
-    ``tile_grad_bg [C * tiles, D]``.
+    Writes the per-intersection gradient rows ``gi [M, 6 + D]`` and the per-tile
+    background gradient ``tile_grad_bg [C * tiles, D]``.
     """
     alpha_min = consts[0]
     alpha_max = consts[1]
     half = consts[3]
     ts = int(consts[4])
-    one = consts[3] + consts[3]
-    zero = consts[3] - consts[3]
-    n_ch = colors.shape[1]
+    one = half + half
+    zero = half - half
+    n_ch = grad_color.shape[3]
     n_tiles = tiles_x * tiles_y
     has_bg = backgrounds.shape[0] > 0
     for tid in prange(n_cams * n_tiles):
@@ -300,20 +400,21 @@ def backward(tile_off, isect_gid, means2d, conics, colors, opacities, smax, box,
         x1 = min(x0 + ts, width) - 1
         y1 = min(y0 + ts, height) - 1
         bw = x1 - x0 + 1
-        npix = bw * (y1 - y0 + 1)
+        bh = y1 - y0 + 1
+        npix = bw * bh
         start = tile_off[tid]
         end = tile_off[tid + 1]
-        trans = np.empty(npix, dtype=fwd_t.dtype)
-        t_fin = np.empty(npix, dtype=fwd_t.dtype)
+        trans = np.empty(npix)  # float64 state
+        t_fin = np.empty(npix)
         last = np.empty(npix, dtype=np.int64)
-        dcol = np.empty((npix, n_ch), dtype=fwd_t.dtype)
-        behind = np.zeros((npix, n_ch), dtype=fwd_t.dtype)
-        dalpha_out = np.empty(npix, dtype=fwd_t.dtype)
-        cx = np.empty(bw, dtype=fwd_t.dtype)
+        dcol = np.empty((npix, n_ch))
+        behind = np.zeros((npix, n_ch))
+        dalpha_out = np.empty(npix)
+        cx = np.empty(bw, dtype=rec.dtype)
         for i in range(bw):
             cx[i] = x0 + i + 0.5
-        cy = np.empty(y1 - y0 + 1, dtype=fwd_t.dtype)
-        for i in range(y1 - y0 + 1):
+        cy = np.empty(bh, dtype=rec.dtype)
+        for i in range(bh):
             cy[i] = y0 + i + 0.5
         max_last = start - 1
         for d in range(n_ch):
@@ -328,104 +429,73 @@ def backward(tile_off, isect_gid, means2d, conics, colors, opacities, smax, box,
                 max_last = max(max_last, last[p])
                 dalpha_out[p] = grad_alpha[cam, py, px]
                 for d in range(n_ch):
-                    gc = grad_color[cam, py, px, d]
-                    dcol[p, d] = gc
+                    gcd = grad_color[cam, py, px, d]
+                    dcol[p, d] = gcd
                     if has_bg:
                         behind[p, d] = t * backgrounds[cam, d]
-                        tile_grad_bg[tid, d] += t * gc
-        for k in range(max_last + 1, end):
-            gi_means[k, 0] = zero
-            gi_means[k, 1] = zero
-            gi_conics[k, 0] = zero
-            gi_conics[k, 1] = zero
-            gi_conics[k, 2] = zero
-            gi_opac[k] = zero
-            for d in range(n_ch):
-                gi_colors[k, d] = zero
-        gcol = np.empty(n_ch, dtype=fwd_t.dtype)
+                        tile_grad_bg[tid, d] += t * gcd
+        gi[max_last + 1:end, :] = zero
+        grow = np.empty(gi.shape[1])
         for k in range(max_last, start - 1, -1):
             g = isect_gid[k]
-            gmx = zero
-            gmy = zero
-            ga = zero
-            gb = zero
-            gc_ = zero
-            go = zero
-            for d in range(n_ch):
-                gcol[d] = zero
-            s = smax[g]
-            bx0 = max(box[g, 0], x0)
-            bx1 = min(box[g, 1], x1)
-            by0 = max(box[g, 2], y0)
-            by1 = min(box[g, 3], y1)
-            if s >= 0.0 and bx0 <= bx1 and by0 <= by1:
-                mx = means2d[g, 0]
-                my = means2d[g, 1]
-                a = conics[g, 0]
-                b = conics[g, 1]
-                c = conics[g, 2]
-                o = opacities[g]
-                for py in range(by0, by1 + 1):
-                    dy = my - cy[py - y0]
-                    lo, hi = _row_span(s, float(a), float(b), float(c), float(mx), float(dy),
-                                       bx0, bx1)
-                    row = (py - y0) * bw - x0
-                    for px in range(lo, hi + 1):
-                        p = row + px
-                        if k > last[p]:
-                            continue
-                        dx = mx - cx[px - x0]
-                        sigma = half * (a * dx * dx + c * dy * dy) + b * dx * dy
-                        if sigma < 0:
-                            continue
-                        vis = np.exp(-sigma)
-                        raw = o * vis
-                        alpha = min(alpha_max, raw)
-                        if alpha < alpha_min:
-                            continue
-                        one_m = one - alpha
-                        t_k = trans[p] / one_m  # T in front of this Gaussian
-                        w = alpha * t_k
-                        dal = zero
-                        for d in range(n_ch):
-                            gcd = dcol[p, d]
-                            gcol[d] += w * gcd
-                            col = colors[g, d]
-                            dal += gcd * (col * t_k - behind[p, d] / one_m)
-                            behind[p, d] += col * w
-                        dal += dalpha_out[p] * t_fin[p] / one_m
-                        trans[p] = t_k
-                        if raw <= alpha_max:
-                            go += vis * dal
-                            dsig = -alpha * dal
-                            gmx += dsig * (a * dx + b * dy)
-                            gmy += dsig * (c * dy + b * dx)
-                            ga += dsig * half * dx * dx
-                            gb += dsig * dx * dy
-                            gc_ += dsig * half * dy * dy
-            gi_means[k, 0] = gmx
-            gi_means[k, 1] = gmy
-            gi_conics[k, 0] = ga
-            gi_conics[k, 1] = gb
-            gi_conics[k, 2] = gc_
-            gi_opac[k] = go
-            for d in range(n_ch):
-                gi_colors[k, d] = gcol[d]
+            grow[:] = 0.0
+            bx0 = max(int(rec[g, 7]), x0)
+            bx1 = min(int(rec[g, 8]), x1)
+            by0 = max(int(rec[g, 9]), y0)
+            by1 = min(int(rec[g, 10]), y1)
+            mx = rec[g, 0]
+            my = rec[g, 1]
+            a = rec[g, 2]
+            b = rec[g, 3]
+            c = rec[g, 4]
+            o = rec[g, 5]
+            s = float(rec[g, 6])
+            for py in range(by0, by1 + 1):
+                dy = my - cy[py - y0]
+                lo, hi = _row_span(s, float(a), float(b), float(c), float(mx), float(dy),
+                                   bx0, bx1)
+                row = (py - y0) * bw - x0
+                for px in range(lo, hi + 1):
+                    p = row + px
+                    if k > last[p]:
+                        continue
+                    dx = mx - cx[px - x0]
+                    sigma = half * (a * dx * dx + c * dy * dy) + b * dx * dy
+                    if sigma < 0:
+                        continue
+                    vis = np.exp(-sigma)
+                    raw = o * vis
+                    alpha = min(alpha_max, raw)
+                    if alpha < alpha_min:
+                        continue
+                    one_m = one - alpha
+                    t_k = trans[p] / one_m  # transmittance in front of this Gaussian
+                    w = alpha * t_k
+                    dal = dalpha_out[p] * t_fin[p] / one_m
+                    for d in range(n_ch):
+                        gcd = dcol[p, d]
+                        col = rec[g, REC_COLOR + d]
+                        grow[6 + d] += w * gcd
+                        dal += gcd * (col * t_k - behind[p, d] / one_m)
+                        behind[p, d] += col * w
+                    trans[p] = t_k
+                    if raw <= alpha_max:  # clamped alpha has no gradient
+                        grow[5] += vis * dal
+                        dsig = -alpha * dal
+                        grow[0] += dsig * (a * dx + b * dy)
+                        grow[1] += dsig * (c * dy + b * dx)
+                        grow[2] += dsig * half * dx * dx
+                        grow[3] += dsig * dx * dy
+                        grow[4] += dsig * half * dy * dy
+            gi[k, :] = grow
 
 
 @njit(parallel=True, **_JIT)
-def reduce_gradients(g_off, g_isect, gi_means, gi_conics, gi_colors, gi_opac,
-                     v_means, v_conics, v_colors, v_opac):
-    """Sum the per-intersection gradient rows of every Gaussian (parallel over Gaussians)."""
-    n_ch = gi_colors.shape[1]
+def reduce_gradients(g_off, g_isect, gi, out):
+    """``out[g] = sum of gi rows of Gaussian g`` (parallel over Gaussians)."""
+    n_col = gi.shape[1]
     for g in prange(g_off.shape[0] - 1):
         for j in range(g_off[g], g_off[g + 1]):
             k = g_isect[j]
-            v_means[g, 0] += gi_means[k, 0]
-            v_means[g, 1] += gi_means[k, 1]
-            v_conics[g, 0] += gi_conics[k, 0]
-            v_conics[g, 1] += gi_conics[k, 1]
-            v_conics[g, 2] += gi_conics[k, 2]
-            v_opac[g] += gi_opac[k]
-            for d in range(n_ch):
-                v_colors[g, d] += gi_colors[k, d]
+            for i in range(n_col):
+                out[g, i] += gi[k, i]

@@ -52,19 +52,28 @@ def depth_order(depths: np.ndarray, count: np.ndarray) -> np.ndarray:
 
 
 class _Binning:
-    """Per-call tile binning: tile lists, Gaussian -> intersection index, pixel bounds."""
+    """Per-call packed Gaussian records and depth-sorted, culled tile lists."""
 
-    def __init__(self, means2d: np.ndarray, conics: np.ndarray, opacities: np.ndarray,
-                 depths: np.ndarray, radii: np.ndarray, consts: np.ndarray, n_cams: int,
-                 n: int, width: int, height: int, tile_size: int) -> None:
-        self.tiles_x = math.ceil(width / tile_size)
-        self.tiles_y = math.ceil(height / tile_size)
-        rect, count, self.smax, self.box = K.prepare(
-            means2d, conics, opacities, radii, consts, self.tiles_x, self.tiles_y,
-            width, height)
+    def __init__(self, means2d: np.ndarray, conics: np.ndarray, colors: np.ndarray,
+                 opacities: np.ndarray, depths: np.ndarray, radii: np.ndarray,
+                 consts: np.ndarray, n_cams: int, n: int, width: int, height: int,
+                 tile_size: int) -> None:
+        g = n_cams * n
+        self.tiles_x = tx = math.ceil(width / tile_size)
+        self.tiles_y = ty = math.ceil(height / tile_size)
+        self.rec = np.empty((g, K.record_width(colors.shape[1])), dtype=consts.dtype)
+        rect = np.zeros((g, 4), dtype=np.int64)
+        count = np.empty(g, dtype=np.int64)
+        K.prepare(means2d, conics, colors, opacities, radii, consts, tx, ty, width, height,
+                  self.rec, rect, count)
+        self.g_off = np.zeros(g + 1, dtype=np.int64)
+        np.cumsum(count, out=self.g_off[1:])
+        g_tiles = np.empty(int(self.g_off[-1]), dtype=np.int32)
+        K.list_tiles(self.rec, rect, self.g_off, consts, tx, ty, width, height, n, g_tiles)
         order = depth_order(depths, count)
-        self.tile_off, self.isect_gid, self.g_off, self.g_isect = K.bin_gaussians(
-            order, rect, count, n, self.tiles_x, self.tiles_y, n_cams)
+        n_chunks = max(1, min(4 * numba.get_num_threads(), order.size // 2048))
+        self.tile_off, self.isect_gid, self.g_isect = K.bin_gaussians(
+            order, self.g_off, g_tiles, n_cams * tx * ty, n_chunks)
 
     @property
     def n_isects(self) -> int:
@@ -82,59 +91,45 @@ class _RasterizeCPU(torch.autograd.Function):
         npdt = np.float32 if dtype == torch.float32 else np.float64
         _set_threads()
         consts = np.array([ALPHA_MIN, ALPHA_MAX, T_MIN, 0.5, tile_size], dtype=npdt)
-        m2d = _np(means2d).reshape(n_cams * n, 2)
-        con = _np(conics).reshape(n_cams * n, 3)
-        col = _np(colors).reshape(n_cams * n, n_ch)
-        opa = _np(opacities).reshape(n_cams * n)
-        dep = _np(depths).reshape(n_cams * n)
-        rad = _np(radii.to(dtype)).reshape(n_cams * n)
+        g = n_cams * n
         bg = (_np(backgrounds.to(dtype)).reshape(n_cams, n_ch) if backgrounds is not None
               else np.zeros((0, n_ch), dtype=npdt))
-        binning = _Binning(m2d, con, opa, dep, rad, consts, n_cams, n, width, height, tile_size)
+        binning = _Binning(_np(means2d).reshape(g, 2), _np(conics).reshape(g, 3),
+                           _np(colors).reshape(g, n_ch), _np(opacities).reshape(g),
+                           _np(depths).reshape(g), _np(radii.to(dtype)).reshape(g), consts,
+                           n_cams, n, width, height, tile_size)
         out_color = torch.empty(n_cams, height, width, n_ch, dtype=dtype)
         out_alpha = torch.empty(n_cams, height, width, 1, dtype=dtype)
-        out_t = np.empty((n_cams, height, width), dtype=npdt)
+        out_t = np.empty((n_cams, height, width))  # float64
         out_last = np.empty((n_cams, height, width), dtype=np.int64)
-        K.forward(binning.tile_off, binning.isect_gid, m2d, con, col, opa, binning.smax,
-                  binning.box, bg, consts, n_cams, width, height, binning.tiles_x,
-                  binning.tiles_y, out_color.numpy(), out_alpha.numpy()[..., 0], out_t,
-                  out_last)
-        ctx.state = (binning, m2d, con, col, opa, bg, consts, out_t, out_last,
-                     (n_cams, n, n_ch, width, height))
+        K.forward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams, width,
+                  height, binning.tiles_x, binning.tiles_y, out_color.numpy(),
+                  out_alpha.numpy()[..., 0], out_t, out_last)
+        ctx.state = (binning, bg, consts, out_t, out_last, (n_cams, n, n_ch, width, height))
         ctx.has_bg = backgrounds is not None
         return out_color, out_alpha
 
     @staticmethod
     def backward(ctx: Any, grad_color: Tensor, grad_alpha: Tensor) -> tuple[Tensor | None, ...]:
-        binning, m2d, con, col, opa, bg, consts, out_t, out_last, dims = ctx.state
+        binning, bg, consts, out_t, out_last, dims = ctx.state
         n_cams, n, n_ch, width, height = dims
         dtype = torch.float32 if consts.dtype == np.float32 else torch.float64
         _set_threads()
         g_color = _np(grad_color.to(dtype))
         g_alpha = _np(grad_alpha.to(dtype))[..., 0]
-        m = binning.n_isects
-        npdt = consts.dtype
-        gi_means = np.empty((m, 2), dtype=npdt)
-        gi_conics = np.empty((m, 3), dtype=npdt)
-        gi_colors = np.empty((m, n_ch), dtype=npdt)
-        gi_opac = np.empty(m, dtype=npdt)
-        tile_bg = np.empty((n_cams * binning.tiles_x * binning.tiles_y, n_ch), dtype=npdt)
-        K.backward(binning.tile_off, binning.isect_gid, m2d, con, col, opa, binning.smax,
-                   binning.box, bg, consts, n_cams, width, height, binning.tiles_x,
-                   binning.tiles_y, out_t, out_last, g_color, g_alpha,
-                   gi_means, gi_conics, gi_colors, gi_opac, tile_bg)
-        v_means = torch.zeros(n_cams, n, 2, dtype=dtype)
-        v_conics = torch.zeros(n_cams, n, 3, dtype=dtype)
-        v_colors = torch.zeros(n_cams, n, n_ch, dtype=dtype)
-        v_opac = torch.zeros(n_cams, n, dtype=dtype)
-        K.reduce_gradients(binning.g_off, binning.g_isect, gi_means, gi_conics, gi_colors,
-                           gi_opac, v_means.numpy().reshape(-1, 2),
-                           v_conics.numpy().reshape(-1, 3),
-                           v_colors.numpy().reshape(-1, n_ch), v_opac.numpy().reshape(-1))
+        gi = np.empty((binning.n_isects, 6 + n_ch), dtype=consts.dtype)
+        tile_bg = np.empty((n_cams * binning.tiles_x * binning.tiles_y, n_ch),
+                           dtype=consts.dtype)
+        K.backward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams,
+                   width, height, binning.tiles_x, binning.tiles_y, out_t, out_last, g_color,
+                   g_alpha, gi, tile_bg)
+        v = torch.zeros(n_cams, n, 6 + n_ch, dtype=dtype)
+        K.reduce_gradients(binning.g_off, binning.g_isect, gi, v.numpy().reshape(-1, 6 + n_ch))
         v_bg = None
         if ctx.has_bg and ctx.needs_input_grad[9]:
             v_bg = torch.from_numpy(tile_bg.reshape(n_cams, -1, n_ch).sum(axis=1))
-        return v_means, v_conics, v_colors, v_opac, None, None, None, None, None, v_bg
+        return (v[..., 0:2], v[..., 2:5], v[..., 6:], v[..., 5], None, None, None, None, None,
+                v_bg)
 
 
 def rasterize_to_pixels_cpu(
