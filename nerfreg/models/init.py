@@ -26,11 +26,12 @@ def _knn_exact(points: Tensor, k: int, chunk_elems: int = 1 << 24) -> Tensor:
     return torch.cat(out)
 
 
-def _morton_codes(points: Tensor, bits: int = 21) -> Tensor:
-    """Z-order (Morton) codes of points quantised to ``2**bits`` cells per axis."""
+def _morton_codes(points: Tensor, shift: float = 0.0, bits: int = 21) -> Tensor:
+    """Z-order (Morton) codes of points quantised to ``2**bits`` cells per axis, after
+    shifting them by ``shift`` times the bounding cube size (a different curve)."""
     lo = points.min(0).values
-    span = (points.max(0).values - lo).max().clamp_min(1e-12)
-    q = ((points - lo) / span * (2 ** bits - 1)).long()
+    span = (points.max(0).values - lo).max().clamp_min(1e-12) * (1.0 + shift)
+    q = ((points - lo + shift * span / (1.0 + shift)) / span * (2 ** bits - 1)).long()
     code = torch.zeros(points.shape[0], dtype=torch.long, device=points.device)
     for b in range(bits):
         for axis in range(3):
@@ -38,47 +39,64 @@ def _morton_codes(points: Tensor, bits: int = 21) -> Tensor:
     return code
 
 
-def _knn_morton(points: Tensor, k: int, block: int = 512, chunk_blocks: int = 16) -> Tensor:
-    """Approximate squared k-NN distances: exact search among the points of the same
-    and the two adjacent blocks of ``block`` points along the Morton curve."""
+def _knn_morton_pass(points: Tensor, k: int, shift: float, block: int = 512,
+                     chunk_blocks: int = 16) -> tuple[Tensor, Tensor]:
+    """Squared distances and indices ``[P, k]`` of the nearest points among the same and
+    the two adjacent blocks of ``block`` points along one Morton curve."""
     p = points.shape[0]
-    order = torch.argsort(_morton_codes(points))
-    sorted_pts = points[order]
+    order = torch.argsort(_morton_codes(points, shift))
     nb = (p + block - 1) // block
     pad = nb * block - p
-    padded = torch.cat([sorted_pts, sorted_pts.new_full((pad, 3), float('inf'))])
-    valid = torch.cat([torch.ones(p, dtype=torch.bool, device=points.device),
-                       torch.zeros(pad, dtype=torch.bool, device=points.device)])
+    ids_sorted = torch.cat([order, order.new_full((pad,), -1)])
+    padded = torch.cat([points[order], points.new_zeros((pad, 3))])
     blocks = padded.view(nb, block, 3)
-    vblocks = valid.view(nb, block)
-    out = torch.empty(nb, block, k, device=points.device, dtype=points.dtype)
-    eye = torch.eye(block, dtype=torch.bool, device=points.device)
+    bids = ids_sorted.view(nb, block)
+    out_d = points.new_empty(nb, block, k)
+    out_i = order.new_empty(nb, block, k)
     for b0 in range(0, nb, chunk_blocks):
         ids = torch.arange(b0, min(nb, b0 + chunk_blocks), device=points.device)
         nbr = torch.stack([(ids - 1).clamp_min(0), ids, (ids + 1).clamp_max(nb - 1)], 1)
         cand = blocks[nbr].reshape(len(ids), 3 * block, 3)
-        cvalid = vblocks[nbr].reshape(len(ids), 3 * block).clone()
-        # Neighbour duplicates at the ends (clamped ids) must not be counted twice.
-        cvalid[:, :block] &= (nbr[:, 0] != nbr[:, 1])[:, None]
-        cvalid[:, 2 * block:] &= (nbr[:, 2] != nbr[:, 1])[:, None]
-        query = blocks[ids].clone()
-        query[~vblocks[ids]] = 0.0
-        d2 = torch.cdist(query, torch.where(cvalid[..., None], cand, 0.0)).pow(2)
-        d2 = d2.masked_fill(~cvalid[:, None, :], float('inf'))
-        d2[:, :, block:2 * block] = d2[:, :, block:2 * block].masked_fill(eye, float('inf'))
-        out[ids] = d2.topk(k, dim=-1, largest=False).values
-    result = torch.empty(p, k, device=points.device, dtype=points.dtype)
-    result[order] = out.view(-1, k)[:p]
-    return result
+        cand_ids = bids[nbr].reshape(len(ids), 3 * block).clone()
+        # Clamped neighbours at the ends repeat the block itself: drop them.
+        cand_ids[:, :block].masked_fill_((nbr[:, 0] == nbr[:, 1])[:, None], -1)
+        cand_ids[:, 2 * block:].masked_fill_((nbr[:, 2] == nbr[:, 1])[:, None], -1)
+        d2 = torch.cdist(blocks[ids], cand).pow(2)
+        bad = (cand_ids[:, None, :] < 0) | (cand_ids[:, None, :] == bids[ids][:, :, None])
+        d2 = d2.masked_fill(bad, float('inf'))
+        vals, pos = d2.topk(k, dim=-1, largest=False)
+        out_d[ids] = vals
+        out_i[ids] = torch.gather(cand_ids[:, None, :].expand(-1, block, -1), 2, pos)
+    dist = points.new_empty(p, k)
+    idx = order.new_empty(p, k)
+    dist[order] = out_d.view(-1, k)[:p]
+    idx[order] = out_i.view(-1, k)[:p]
+    return dist, idx
+
+
+def _knn_morton(points: Tensor, k: int, shifts: tuple[float, ...] = (0.0, 0.37)) -> Tensor:
+    """Approximate squared k-NN distances: the best of block searches along Morton curves
+    of differently shifted grids (a neighbour missed at a block border of one curve is
+    usually found by the other); duplicates across passes are counted once."""
+    dists, idxs = zip(*(_knn_morton_pass(points, k, s) for s in shifts))
+    d = torch.cat(dists, 1)
+    i = torch.cat(idxs, 1)
+    d, order = d.sort(dim=1)
+    i = torch.gather(i, 1, order)
+    m = i.shape[1]
+    earlier = torch.ones(m, m, dtype=torch.bool, device=d.device).tril(-1)
+    dup = ((i[:, :, None] == i[:, None, :]) & earlier).any(-1)
+    d = d.masked_fill(dup, float('inf'))
+    return d.topk(k, dim=1, largest=False).values
 
 
 @torch.no_grad()
 def knn_mean_sq_dist(points: Tensor, k: int = 3, exact_max: int = 8192) -> Tensor:
     """Mean squared distance ``[P]`` of each point to its ``k`` nearest neighbours.
 
-    Exact (chunked ``cdist``) up to ``exact_max`` points; above, a Morton-order block
-    search (approximate at block borders, like 3DGS's simple-knn) keeps time and memory
-    linear in P.
+    Exact (chunked ``cdist``) up to ``exact_max`` points; above, Morton-order block
+    searches on two shifted grids (approximate, like 3DGS's simple-knn) keep time and
+    memory linear in P.
     """
     points = points.float()
     p = points.shape[0]
