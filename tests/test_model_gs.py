@@ -175,6 +175,23 @@ def test_loss_and_metrics() -> None:
     assert (perfect['ssim'] > 0.9999).all() and (perfect['psnr'] > 100).all()
 
 
+def test_renderer_modes_and_state() -> None:
+    model = GaussianSplatting(sh_degree=0, background='white')
+    model.init_from_points(torch.randn(8, 3) * 0.3, torch.rand(8, 3))
+    viewmats, ks = ring_cameras(2, 16)
+    batch = dict(viewmats=viewmats, Ks=ks, width=16, height=16)
+    renderer = RENDERERS.build(dict(type='GaussianSplatRenderer', render_mode='RGB'))
+    out = renderer(model(batch), batch)
+    assert set(out) >= {'rgb', 'alpha', 'meta'} and 'depth' not in out
+    # Empty pixels show the background.
+    empty = out['alpha'][..., 0] < 1e-6
+    assert empty.any() and torch.allclose(out['rgb'][empty], torch.ones(3))
+    assert out['meta']['means2d'].shape == (2, 8, 2) and out['meta']['radii'].shape == (2, 8)
+    depth_only = renderer(model(batch), batch, render_mode='ED')
+    assert 'rgb' not in depth_only and depth_only['depth'].shape == (2, 16, 16, 1)
+    renderer.load_state_dict(renderer.state_dict())
+
+
 # ---------------------------------------------------------------------- training
 def _assert_optimizer_aligned(model, optimizer) -> None:
     for group in optimizer.param_groups:

@@ -47,6 +47,8 @@ def test_param_groups_and_learning_rates() -> None:
         assert group['eps'] == 1e-15 and len(group['params']) == 1
         assert group['params'][0] is model.params[group['name']]
     assert opt.strategy_state['scene_scale'] == 3.0
+    with pytest.raises(ValueError, match='unknown attributes'):
+        GaussianOptimizer(model, lr=dict(colors=1e-3))
 
 
 def test_exponential_decay_values_and_resume() -> None:

@@ -40,9 +40,9 @@ class GaussianOptimizer:
         self.scene_extent = float(scene_extent)
         lrs = dict(DEFAULT_LRS)
         lrs.update(lr or {})
-        unknown = set(lrs) - set(model.params.keys())
-        if lr and unknown & set(lr):
-            raise ValueError(f'GaussianOptimizer: lr for unknown attributes {sorted(unknown)}; '
+        unknown = sorted(set(lr or {}) - set(model.params.keys()))
+        if unknown:
+            raise ValueError(f'GaussianOptimizer: lr for unknown attributes {unknown}; '
                              f'known {list(model.params.keys())}')
         groups = []
         for name, param in model.params.items():
