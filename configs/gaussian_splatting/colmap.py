@@ -5,3 +5,6 @@ _base_ = [
     '../_base_/models/gaussian_splatting.py',
     '../_base_/schedules/gs_30k.py',
 ]
+# validation images to the visualizer; at the end: point_cloud.ply + test renders/metrics
+custom_hooks = [dict(type='VisualizationHook', max_images=4), dict(type='TestOutputHook'),
+                dict(type='FinalExportHook')]

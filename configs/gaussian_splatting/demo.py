@@ -12,3 +12,6 @@ param_scheduler = [
 ]
 model = dict(background='white')
 default_hooks = dict(logger=dict(interval=100), checkpoint=dict(interval=500))
+# validation images to the visualizer; at the end: point_cloud.ply + test renders/metrics
+custom_hooks = [dict(type='VisualizationHook', max_images=4), dict(type='TestOutputHook'),
+                dict(type='FinalExportHook')]

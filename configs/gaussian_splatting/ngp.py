@@ -6,3 +6,6 @@ _base_ = [
     '../_base_/schedules/gs_30k.py',
 ]
 model = dict(background='white')
+# validation images to the visualizer; at the end: point_cloud.ply + test renders/metrics
+custom_hooks = [dict(type='VisualizationHook', max_images=4), dict(type='TestOutputHook'),
+                dict(type='FinalExportHook')]

@@ -21,7 +21,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config keys')
     parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'])
+    parser.add_argument('--out-dir', default=None,
+                        help='where renders, ground truth, comparison.png and metrics.json go '
+                             '(default: <work_dir>/test, or the TestOutputHook\'s out_dir)')
+    parser.add_argument('--no-images', action='store_true',
+                        help='write only metrics.json and the comparison sheet')
     return parser.parse_args(argv)
+
+
+def ensure_test_output_hook(trainer, out_dir: str | None = None,
+                            save_images: bool = True):
+    """The trainer's ``TestOutputHook``, registered with defaults when the config lacks it."""
+    from ..engine.hooks import TestOutputHook
+    hook = next((h for h in trainer.hooks if isinstance(h, TestOutputHook)), None)
+    if hook is None:
+        hook = TestOutputHook()
+        trainer.register_hook(hook)
+    if out_dir:
+        hook.out_dir = out_dir
+    if not save_images:
+        hook.save_images = False
+    return hook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         cfg.resume = False
         cfg.load_from = None
         trainer = DefaultTrainer.from_cfg(cfg)
-        metrics = trainer.test(args.checkpoint)
+        hook = ensure_test_output_hook(trainer, args.out_dir, not args.no_images)
+        hook.checkpoint = str(Path(args.checkpoint).resolve())
+        if Path(args.checkpoint).suffix.lower() == '.ply':
+            from ..exporters import load_ply_into_model
+            load_ply_into_model(trainer.model, args.checkpoint)
+            model = trainer.model
+            if hasattr(model, 'set_step'):  # a PLY carries its full SH degree
+                model.set_step(max(1, getattr(model, 'sh_degree_interval', 1))
+                               * getattr(model, 'sh_degree', 3))
+            metrics = trainer.test()
+        else:
+            metrics = trainer.test(args.checkpoint)
         print(json.dumps({'step': trainer.global_step, **metrics}))
         return 0
 
