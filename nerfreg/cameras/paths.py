@@ -112,9 +112,10 @@ def orbit_path(cameras: Cameras, n_frames: int = 120, center: np.ndarray | None 
     """A circle around the axis through ``center`` along ``up``, looking at ``center``.
 
     Defaults: ``up`` the mean camera up; ``center`` the point the cameras look at
-    (:func:`focus_point`), else the mean camera position; ``height`` and ``radius`` the
-    mean height above ``center`` and the mean distance from the axis of the training
-    cameras. The first frame is at the azimuth of the first training camera.
+    (:func:`focus_point`), else the mean camera position; ``height`` the training cameras'
+    mean height above ``center``; ``radius`` such that the orbit keeps their mean distance
+    to ``center`` (the object keeps its size in frame). The first frame is at the azimuth
+    of the first training camera.
     """
     centers = _np(cameras.centers())
     up = camera_up(cameras) if up is None else _normalize(np.asarray(up, np.float64))
@@ -126,9 +127,9 @@ def orbit_path(cameras: Cameras, n_frames: int = 120, center: np.ndarray | None 
     heights = rel @ up
     horizontal = rel - heights[:, None] * up
     height = float(heights.mean()) if height is None else float(height)
-    if radius is None:
-        radius = float(np.linalg.norm(horizontal, axis=1).mean())
-        radius = radius if radius > 1e-9 else float(np.linalg.norm(rel, axis=1).mean() or 1.0)
+    if radius is None:  # keep the training cameras' mean distance to the centre
+        distance = float(np.linalg.norm(rel, axis=1).mean()) or 1.0
+        radius = float(np.sqrt(max(distance ** 2 - height ** 2, (0.1 * distance) ** 2)))
     e1, e2 = _basis(up, horizontal[0])
     angles = 2 * np.pi * n_rotations * np.arange(n_frames) / max(n_frames, 1)
     eyes = (center + up * height + radius * (np.cos(angles)[:, None] * e1
