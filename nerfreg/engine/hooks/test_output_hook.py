@@ -59,6 +59,7 @@ class TestOutputHook(Hook):
     """
 
     priority = 'LOW'
+    __test__ = False  # not a pytest class despite the name
 
     def __init__(self, out_dir: str = 'test', save_images: bool = True,
                  sheet_max_views: int = 16, sheet_max_width: int = 2048,
@@ -112,7 +113,7 @@ class TestOutputHook(Hook):
             (out / sub).mkdir(parents=True, exist_ok=True)
 
     def before_test_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        _sync(runner.device)
+        _sync(getattr(runner, 'device', 'cpu'))
         self._t0 = time.perf_counter()
 
     def _unique(self, name: str) -> str:
@@ -126,7 +127,7 @@ class TestOutputHook(Hook):
 
     @torch.no_grad()
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        _sync(runner.device)
+        _sync(getattr(runner, 'device', 'cpu'))
         elapsed = time.perf_counter() - self._t0
         from ...visualization.images import comparison_row, fit_width, save_image
         render_results = (outputs or {}).get('render_results') or {}
@@ -199,7 +200,7 @@ class TestOutputHook(Hook):
             'num_views': len(records),
             'image_size': ([int(cams.width[0]), int(cams.height[0])]
                            if cams is not None and len(cams) else None),
-            'device': str(runner.device),
+            'device': str(getattr(runner, 'device', 'cpu')),
             'mean': mean,
             'views': records,
         }
