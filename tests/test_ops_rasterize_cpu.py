@@ -365,3 +365,53 @@ def test_float32_and_float64_agree():
     assert (img32.double() - img64).abs().max() < 1e-5
     for k in g64:
         assert rel_err(g32[k].double(), g64[k]) < 1e-4, k
+
+
+# ------------------------------------------------------------------ projection / SH (Numba)
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_projection_cpu_matches_torch_projection(dtype):
+    from nerfreg.ops.projection import project_gaussians
+    from nerfreg.ops.projection_cpu import project_gaussians_cpu
+    sc = _scene_3d(600, 3, dtype=dtype, width=64, height=48)
+    sc['means'][:20, 2] = -1.0  # behind the camera: radius 0, depth still differentiable
+    sc['means'][20:60, 0] = 3.0  # outside the 1.3x FOV clamp
+    outs = []
+    for fn in (project_gaussians, project_gaussians_cpu):
+        ps = {k: sc[k].clone().requires_grad_(True) for k in ('means', 'quats', 'scales')}
+        radii, m2d, depths, conics = fn(ps['means'], ps['quats'], ps['scales'], sc['viewmats'],
+                                        sc['Ks'], 64, 48)
+        g = torch.Generator().manual_seed(0)
+        w = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(dtype)
+             for t in (m2d, depths, conics)]
+        ((m2d * w[0]).sum() + (depths * w[1]).sum() + (conics * w[2]).sum()).backward()
+        outs.append((radii, m2d, depths, conics, {k: v.grad for k, v in ps.items()}))
+    (r0, *ref, g0), (r1, *got, g1) = outs
+    tol = 1e-12 if dtype == torch.float64 else 2e-6
+    assert torch.equal(r0, r1) and (r0 == 0).sum() >= 20 and (r0 > 0).sum() > 300
+    for a, b in zip(got, ref):
+        assert a.dtype == dtype and rel_err(a, b) < tol
+    for k in g0:
+        assert rel_err(g1[k], g0[k]) < tol, k
+
+
+@pytest.mark.parametrize('sh_degree', [0, 1, 3])
+def test_sh_colors_cpu_matches_torch_sh(sh_degree):
+    from nerfreg.ops.projection_cpu import sh_colors_cpu
+    from nerfreg.ops.rasterization import _colors_per_camera
+    sc = _scene_3d(500, 3, dtype=torch.float64)
+    outs = []
+    for fn in ('torch', 'cpu'):
+        ps = {k: sc[k].clone().requires_grad_(True) for k in ('means', 'colors')}
+        if fn == 'torch':
+            col = _colors_per_camera(ps['colors'], sh_degree, ps['means'], sc['viewmats'])
+        else:
+            col = sh_colors_cpu(sh_degree, ps['means'], ps['colors'], sc['viewmats'])
+        g = torch.Generator().manual_seed(0)
+        (col * torch.randn(col.shape, generator=g, dtype=torch.float64)).sum().backward()
+        outs.append((col, {k: v.grad for k, v in ps.items()}))
+    assert sh_degree == 0 or (outs[0][0] == 0).any()  # some channels are clamped at 0
+    assert rel_err(outs[1][0], outs[0][0]) < 1e-12
+    for k in outs[0][1]:
+        assert rel_err(outs[1][1][k], outs[0][1][k]) < 1e-12, k

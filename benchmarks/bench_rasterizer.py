@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Forward and forward+backward time and peak memory of the rasterization backends on CPU.
+
+Backends: ours ``cpu`` (Numba kernel), ours ``torch`` (pure PyTorch) and the peer, gsplat's
+pure-PyTorch reference pipeline (``../shared/bench/gsplat_ref_cpu.py``, run with its own
+virtual environment's Python when that exists). Every measurement runs in a fresh process
+(so its peak RSS is its own); the backends of one size are interleaved round by round and
+every ratio is taken within one round, because the machine is shared and timings drift.
+
+The scene replicates ``make_scene`` of the peer script: N Gaussians uniform in a unit cube
+2.5 in front of an identity camera, random wxyz quaternions, log-scales of U(0.01, 0.05),
+opacity logits of U(0.05, 0.95), SH degree 3 colours, focal 1.2 * W, L1 loss against a
+random target, ``torch.set_num_threads(threads)``. Activations are inside the timed region,
+as in the peer.
+
+    python benchmarks/bench_rasterizer.py                     # 3 sizes, table + JSON
+    python benchmarks/bench_rasterizer.py --sizes 10000x128 --rounds 1 --backends cpu,peer
+    python benchmarks/bench_rasterizer.py --startup           # Numba compile / cache times
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PEER_SCRIPT = REPO.parent / 'shared' / 'bench' / 'gsplat_ref_cpu.py'
+DEFAULT_PEER_PYTHON = Path('/tmp/venv-peer/bin/python')
+SIZES = '10000x128,50000x256,100000x400'
+
+
+def make_scene(n: int, width: int, height: int, seed: int = 0, fscale: float = 1.2):
+    """The peer's scene (same generator calls in the same order, so the same numbers)."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    means = torch.rand(n, 3, generator=g) - 0.5
+    means[:, 2] += 2.5
+    quats = torch.randn(n, 4, generator=g)
+    log_scales = torch.log(torch.rand(n, 3, generator=g) * 0.04 + 0.01)
+    logit_op = torch.logit(torch.rand(n, generator=g) * 0.9 + 0.05)
+    feats = torch.randn(n, 16, 3, generator=g) * 0.1
+    feats[:, 0] = (torch.rand(n, 3, generator=g) - 0.5) / 0.28209479177387814
+    params = {k: v.requires_grad_(True) for k, v in dict(
+        means=means, quats=quats, log_scales=log_scales, logit_op=logit_op,
+        feats=feats).items()}
+    f = fscale * width
+    Ks = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])[None]
+    viewmats = torch.eye(4)[None]
+    target = torch.rand(1, height, width, 3, generator=g)
+    return params, viewmats, Ks, target
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(backend: str, n: int, res: int, reps: int, threads: int) -> dict:
+    """Time one of our backends in this process (1 warm-up, then ``reps`` passes)."""
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from nerfreg.ops import rasterization
+    torch.set_num_threads(threads)
+    params, viewmats, Ks, target = make_scene(n, res, res)
+    rss_setup = _rss_mb()
+    fwd, bwd, total = [], [], []
+    n_vis = 0
+    for r in range(reps + 1):
+        for p in params.values():
+            p.grad = None
+        t0 = time.perf_counter()
+        img, _, meta = rasterization(
+            params['means'], params['quats'], torch.exp(params['log_scales']),
+            torch.sigmoid(params['logit_op']), params['feats'], viewmats, Ks, res, res,
+            sh_degree=3, backend=backend)
+        loss = (img - target).abs().mean()
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        if r > 0:
+            fwd.append(t1 - t0)
+            bwd.append(t2 - t1)
+            total.append(t2 - t0)
+        else:
+            n_vis = int((meta['radii'] > 0).sum())
+            finite = all(bool(torch.isfinite(p.grad).all()) for p in params.values())
+    ms = {k: round(statistics.median(v) * 1000, 1)
+          for k, v in dict(fwd=fwd, bwd=bwd, fwdbwd=total).items()}
+    return dict(impl=f'nerfreg-{backend}', N=n, res=res, reps=reps, threads=threads, ms=ms,
+                peak_rss_mb=round(_rss_mb(), 1), rss_after_setup_mb=round(rss_setup, 1),
+                visible_gaussians=n_vis, grads_finite=finite, loss=round(float(loss.detach()), 5))
+
+
+def _run_json(cmd: list[str], env: dict | None = None) -> dict:
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith('{')]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f'{" ".join(cmd)} failed ({out.returncode}):\n{out.stderr[-2000:]}')
+    return json.loads(lines[-1])
+
+
+def run_backend(backend: str, n: int, res: int, reps: int, threads: int,
+                peer_python: Path, peer_script: Path) -> dict:
+    if backend == 'peer':
+        return _run_json([str(peer_python), str(peer_script), '--n', str(n), '--res', str(res),
+                          '--reps', str(reps), '--threads', str(threads)])
+    return _run_json([sys.executable, __file__, '--worker', backend, '--n', str(n),
+                      '--res', str(res), '--reps', str(reps), '--threads', str(threads)])
+
+
+def startup_times(threads: int) -> dict:
+    """Seconds to the first forward+backward (10k @ 128) in a fresh process: with an empty
+    Numba cache (compilation) and again with the cache it left (cached start)."""
+    res = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ('first_run_compile_s', 'cached_start_s'):
+            t0 = time.perf_counter()
+            out = _run_json([sys.executable, __file__, '--worker', 'cpu', '--n', '10000',
+                             '--res', '128', '--reps', '0', '--threads', str(threads),
+                             '--first-call'], env=env)
+            res[label] = out['first_call_s']
+            res[label.replace('_s', '_process_s')] = round(time.perf_counter() - t0, 2)
+    return res
+
+
+def first_call(threads: int) -> dict:
+    """Import + first forward+backward of the cpu backend (what --startup measures)."""
+    t0 = time.perf_counter()
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from nerfreg.ops import rasterization
+    torch.set_num_threads(threads)
+    params, viewmats, Ks, target = make_scene(10000, 128, 128)
+    img, _, _ = rasterization(params['means'], params['quats'], torch.exp(params['log_scales']),
+                              torch.sigmoid(params['logit_op']), params['feats'], viewmats, Ks,
+                              128, 128, sh_degree=3, backend='cpu')
+    (img - target).abs().mean().backward()
+    return dict(first_call_s=round(time.perf_counter() - t0, 2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--sizes', default=SIZES, help='comma-separated NxRES list')
+    ap.add_argument('--backends', default='cpu,peer,torch', help='of cpu, torch, peer')
+    ap.add_argument('--reps', type=int, default=5, help='timed passes per process (median)')
+    ap.add_argument('--rounds', type=int, default=3, help='interleaved rounds per size')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--peer-python', type=Path, default=DEFAULT_PEER_PYTHON)
+    ap.add_argument('--peer-script', type=Path, default=DEFAULT_PEER_SCRIPT)
+    ap.add_argument('--torch-max-n', type=int, default=10 ** 9,
+                    help='skip the torch backend above this many Gaussians')
+    ap.add_argument('--json', type=Path, default=None, help='also write the results here')
+    ap.add_argument('--startup', action='store_true', help='measure compile / cached start')
+    ap.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+    ap.add_argument('--first-call', action='store_true', help=argparse.SUPPRESS)
+    ap.add_argument('--n', type=int, default=10000, help=argparse.SUPPRESS)
+    ap.add_argument('--res', type=int, default=128, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+
+    if a.worker:
+        out = first_call(a.threads) if a.first_call else \
+            worker(a.worker, a.n, a.res, a.reps, a.threads)
+        print(json.dumps(out))
+        return
+    if a.startup:
+        print(json.dumps(dict(startup=startup_times(a.threads))))
+        return
+
+    backends = [b for b in a.backends.split(',') if b]
+    if 'peer' in backends and not (a.peer_python.exists() and a.peer_script.exists()):
+        print(f'# peer skipped: {a.peer_python} or {a.peer_script} is missing '
+              '(see ../shared/bench/README.md for the venv)', file=sys.stderr)
+        backends.remove('peer')
+    results = []
+    for size in a.sizes.split(','):
+        n, res = (int(v) for v in size.lower().split('x'))
+        runs: dict[str, list[dict]] = {b: [] for b in backends}
+        for rnd in range(a.rounds):
+            order = backends if rnd % 2 == 0 else backends[::-1]  # alternate who goes first
+            for b in order:
+                if b == 'torch' and n > a.torch_max_n:
+                    continue
+                out = run_backend(b, n, res, a.reps, a.threads, a.peer_python, a.peer_script)
+                runs[b].append(out)
+                print(f'# {n} @ {res}x{res} round {rnd}: {b:5s} fwd {out["ms"]["fwd"]:8.1f} ms'
+                      f'  fwd+bwd {out["ms"]["fwdbwd"]:8.1f} ms  peak {out["peak_rss_mb"]} MB',
+                      file=sys.stderr, flush=True)
+        entry = dict(N=n, res=res, reps=a.reps, rounds=a.rounds, threads=a.threads,
+                     backends={})
+        for b, outs in runs.items():
+            if not outs:
+                continue
+            entry['backends'][b] = dict(
+                fwd_ms=statistics.median(o['ms']['fwd'] for o in outs),
+                fwdbwd_ms=statistics.median(o['ms']['fwdbwd'] for o in outs),
+                peak_rss_mb=max(o['peak_rss_mb'] for o in outs),
+                per_round_fwdbwd_ms=[o['ms']['fwdbwd'] for o in outs])
+        if 'cpu' in runs and runs['cpu']:
+            for b in backends:
+                if b == 'cpu' or len(runs[b]) != len(runs['cpu']):
+                    continue
+                ratios = [o['ms']['fwdbwd'] / c['ms']['fwdbwd']
+                          for o, c in zip(runs[b], runs['cpu'])]
+                fwd_ratios = [o['ms']['fwd'] / c['ms']['fwd'] for o, c in zip(runs[b], runs['cpu'])]
+                entry[f'speedup_vs_{b}'] = dict(
+                    fwdbwd=round(statistics.median(ratios), 1),
+                    fwdbwd_per_round=[round(r, 1) for r in ratios],
+                    fwd=round(statistics.median(fwd_ratios), 1))
+        results.append(entry)
+
+    print(f'\n{"N":>7} {"image":>8} {"backend":>7} {"fwd ms":>9} {"fwd+bwd ms":>11} '
+          f'{"peak MB":>8}  speedup of cpu (fwd+bwd, per-round median)')
+    for e in results:
+        for b, v in e['backends'].items():
+            sp = e.get(f'speedup_vs_{b}')
+            tail = f'{sp["fwdbwd"]:.1f}x  (rounds {sp["fwdbwd_per_round"]})' if sp else ''
+            print(f'{e["N"]:>7} {e["res"]:>4}x{e["res"]:<3} {b:>7} {v["fwd_ms"]:>9.1f} '
+                  f'{v["fwdbwd_ms"]:>11.1f} {v["peak_rss_mb"]:>8.0f}  {tail}')
+    doc = dict(benchmark='rasterizer', results=results)
+    print(json.dumps(doc))
+    if a.json:
+        a.json.write_text(json.dumps(doc, indent=1) + '\n')
+
+
+if __name__ == '__main__':
+    main()
