@@ -69,6 +69,21 @@ def test_statistics_use_ndc_scaled_gradients() -> None:
     assert torch.allclose(state['radii'], torch.tensor([0.1, 0.2, 0.05, 0.0]))
 
 
+def test_statistics_with_several_cameras() -> None:
+    """A batch of C views: the loss is a mean over views, so gradients are scaled by C and
+    every view where a Gaussian is visible counts once."""
+    model, opt = _setup(3)
+    means2d = torch.zeros(2, 3, 2, requires_grad=True)
+    means2d.grad = torch.tensor([[[0.001, 0.0]] * 3, [[0.0, 0.001]] * 3])
+    radii = torch.tensor([[4, 0, 4], [4, 4, 0]])
+    info = dict(means2d=means2d, radii=radii, width=40, height=40, n_cameras=2)
+    opt.strategy.update_state(model.params, opt.strategy_state, info)
+    state = opt.strategy_state
+    assert state['count'].tolist() == [2, 1, 1]
+    assert torch.allclose(state['grad2d'], torch.tensor([0.08, 0.04, 0.04]))
+    assert torch.allclose(state['radii'], torch.full((3,), 0.1))
+
+
 def test_clone_vs_split_selection_and_adam_rows() -> None:
     model, opt = _setup(6, grow_grad2d=0.01, grow_scale3d=0.05)
     with torch.no_grad():

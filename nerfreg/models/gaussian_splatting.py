@@ -143,8 +143,11 @@ class GaussianSplatting(BaseModel):
             logger.info('GaussianSplatting: %d random points (no point cloud)', self.num_random)
         else:
             points = torch.as_tensor(points, dtype=torch.float32)
-            colors = (torch.full_like(points, 0.5) if colors is None
-                      else torch.as_tensor(colors, dtype=torch.float32))
+            if colors is None:
+                colors = torch.full_like(points, 0.5)
+            else:
+                colors = torch.as_tensor(colors)
+                colors = colors.float() / 255.0 if colors.dtype == torch.uint8 else colors.float()
             if self.max_init_points is not None and len(points) > self.max_init_points:
                 keep = torch.randperm(len(points))[:self.max_init_points]
                 points, colors = points[keep], colors[keep]
