@@ -517,7 +517,13 @@ class DefaultTrainer:
                 return
             self.load_model(path, resume=True)
         elif load_from:
-            self.load_model(load_from, resume=False)
+            if str(load_from).lower().endswith('.ply'):
+                from ..exporters import load_ply_into_model
+                n = load_ply_into_model(self.model, load_from)
+                self.model.to(self.device)
+                self.logger.info(f'Initialised {n:,} Gaussians from {load_from}.')
+            else:
+                self.load_model(load_from, resume=False)
             self.global_step = 0
             self._iter = 0
 
