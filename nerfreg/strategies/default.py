@@ -36,7 +36,9 @@ class DefaultStrategy(Strategy):
     * statistics restart from zero.
 
     Every ``reset_every`` steps opacities are clamped to ``reset_opacity``.
-    Steps are the trainer's 0-based step indices.
+    Steps are the trainer's 0-based step indices. Split samples come from a generator
+    seeded by ``(seed, step)``: identical on every rank and independent of the global RNG,
+    so resumed and multi-process runs split exactly alike.
     """
 
     def __init__(self, refine_start: int = 500, refine_stop: int = 15_000,
@@ -47,7 +49,7 @@ class DefaultStrategy(Strategy):
                  prune_scale3d: float = 0.1, prune_scale2d: float | None = 0.15,
                  reset_opacity: float = 0.01, n_split: int = 2, split_scale_factor: float = 1.6,
                  revised_opacity: bool = False, cap_max: int | None = None,
-                 verbose: bool = False) -> None:
+                 seed: int = 0, verbose: bool = False) -> None:
         self.refine_start = refine_start
         self.refine_stop = refine_stop
         self.refine_every = refine_every
@@ -65,6 +67,7 @@ class DefaultStrategy(Strategy):
         self.split_scale_factor = split_scale_factor
         self.revised_opacity = revised_opacity
         self.cap_max = cap_max
+        self.seed = int(seed)
         self.verbose = verbose
 
     def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
@@ -173,9 +176,12 @@ class DefaultStrategy(Strategy):
             # Clones are never split in the same step (they are small).
             is_split = torch.cat([is_split, is_split.new_zeros(n_dupli)])
         if n_split:
+            device = params['means'].device
+            generator = torch.Generator(device=device)
+            generator.manual_seed(self.seed * 1_000_003 + int(step))
             ops.split(params, optimizer, state, is_split, n_split=self.n_split,
                       scale_factor=self.split_scale_factor,
-                      revised_opacity=self.revised_opacity)
+                      revised_opacity=self.revised_opacity, generator=generator)
         return n_dupli, n_split
 
     @torch.no_grad()
