@@ -229,3 +229,37 @@ def test_missing_means2d_grad_is_explained() -> None:
     info['means2d'].grad = None
     with pytest.raises(RuntimeError, match='retain_grad'):
         opt.strategy.update_state(model.params, opt.strategy_state, info)
+
+
+def _reduce_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                            world_size=world)
+    try:
+        state = {'grad2d': torch.tensor([1.0, 2.0]) * (rank + 1),
+                 'count': torch.tensor([1.0, 0.0]) + rank,
+                 'radii': torch.tensor([0.1, 0.5]) * (rank + 1),
+                 'scene_scale': 1.0}
+        state = DefaultStrategy(sync_across_ranks=True).reduce_state(state)
+        if rank == 0:
+            torch.save({k: v for k, v in state.items()}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_reduce_state_all_reduces_across_processes(tmp_path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    out = str(tmp_path / 'state.pt')
+    mp.spawn(_reduce_worker, args=(2, port, out), nprocs=2, join=True)
+    state = torch.load(out)
+    assert state['grad2d'].tolist() == [3.0, 6.0]
+    assert state['count'].tolist() == [3.0, 1.0]
+    assert torch.allclose(state['radii'], torch.tensor([0.2, 1.0]))
+    single = DefaultStrategy(sync_across_ranks=True).reduce_state({'count': torch.ones(2)})
+    assert single['count'].tolist() == [1.0, 1.0]  # no process group: unchanged

@@ -1,8 +1,8 @@
 """Densification strategies (``STRATEGIES``) and structure ops on params + Adam state."""
 
 from . import ops
-from .base import Strategy
+from .base import Strategy, all_reduce_statistics
 from .default import DefaultStrategy
 
-__all__ = ['ops', 'Strategy', 'DefaultStrategy']
+__all__ = ['ops', 'Strategy', 'DefaultStrategy', 'all_reduce_statistics']
 

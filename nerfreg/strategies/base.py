@@ -17,6 +17,25 @@ from torch import Tensor, nn
 Params = MutableMapping[str, nn.Parameter]
 
 
+def all_reduce_statistics(state: dict[str, Any], sum_keys: tuple[str, ...] = (),
+                          max_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Sum / max the given per-Gaussian tensors of ``state`` over all ranks, in place.
+
+    A no-op unless ``torch.distributed`` is initialised with more than one process.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return state
+    for key in sum_keys:
+        if isinstance(state.get(key), Tensor):
+            dist.all_reduce(state[key], op=dist.ReduceOp.SUM)
+    for key in max_keys:
+        if isinstance(state.get(key), Tensor):
+            dist.all_reduce(state[key], op=dist.ReduceOp.MAX)
+    return state
+
+
 class Strategy:
     """Base strategy: no structure updates."""
 

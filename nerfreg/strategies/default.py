@@ -11,7 +11,7 @@ from torch import Tensor
 from nerfreg.registry import STRATEGIES
 
 from . import ops
-from .base import Params, Strategy
+from .base import Params, Strategy, all_reduce_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ class DefaultStrategy(Strategy):
     Every ``reset_every`` steps opacities are clamped to ``reset_opacity``.
     Steps are the trainer's 0-based step indices. Split samples come from a generator
     seeded by ``(seed, step)``: identical on every rank and independent of the global RNG,
-    so resumed and multi-process runs split exactly alike.
+    so resumed and multi-process runs split exactly alike. With ``sync_across_ranks``
+    ``reduce_state`` all-reduces the statistics (sum of gradients and counts, max of
+    radii) before every refinement; off by default (a no-op in one process anyway).
     """
 
     def __init__(self, refine_start: int = 500, refine_stop: int = 15_000,
@@ -49,7 +51,8 @@ class DefaultStrategy(Strategy):
                  prune_scale3d: float = 0.1, prune_scale2d: float | None = 0.15,
                  reset_opacity: float = 0.01, n_split: int = 2, split_scale_factor: float = 1.6,
                  revised_opacity: bool = False, cap_max: int | None = None,
-                 seed: int = 0, verbose: bool = False) -> None:
+                 seed: int = 0, sync_across_ranks: bool = False,
+                 verbose: bool = False) -> None:
         self.refine_start = refine_start
         self.refine_stop = refine_stop
         self.refine_every = refine_every
@@ -68,6 +71,7 @@ class DefaultStrategy(Strategy):
         self.revised_opacity = revised_opacity
         self.cap_max = cap_max
         self.seed = int(seed)
+        self.sync_across_ranks = sync_across_ranks
         self.verbose = verbose
 
     def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
@@ -105,6 +109,11 @@ class DefaultStrategy(Strategy):
         state['count'].index_add_(0, gs_ids, torch.ones_like(gs_ids, dtype=torch.float32))
         state['radii'].scatter_reduce_(0, gs_ids, radii[visible].float() / max(width, height),
                                        reduce='amax')
+
+    def reduce_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        if not self.sync_across_ranks:
+            return state
+        return all_reduce_statistics(state, sum_keys=('grad2d', 'count'), max_keys=('radii',))
 
     # ------------------------------------------------------------------ main entry
     def step_post_backward(self, params: Params, optimizer: torch.optim.Optimizer,
