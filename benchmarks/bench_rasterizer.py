@@ -62,12 +62,29 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def fused_cpu_rasterization(means, quats, scales, opacities, sh, viewmats, Ks, width, height,
+                            sh_degree):
+    """``rasterization(..., backend='cpu')`` for 'RGB' with the Numba projection and SH of
+    ``nerfreg.ops.projection_cpu`` instead of the torch ones (same outputs)."""
+    from nerfreg.ops.projection_cpu import project_gaussians_cpu, sh_colors_cpu
+    from nerfreg.ops.rasterize_cpu import rasterize_to_pixels_cpu
+    radii, means2d, depths, conics = project_gaussians_cpu(means, quats, scales, viewmats, Ks,
+                                                           width, height)
+    colors = sh_colors_cpu(sh_degree, means, sh, viewmats)
+    opac = opacities.unsqueeze(0).expand(viewmats.shape[0], -1)
+    img, alpha = rasterize_to_pixels_cpu(means2d, conics, colors, opac, depths, radii, width,
+                                         height, 16, None)
+    return img, alpha, dict(radii=radii, means2d=means2d)
+
+
 def worker(backend: str, n: int, res: int, reps: int, threads: int) -> dict:
     """Time one of our backends in this process (1 warm-up, then ``reps`` passes)."""
     sys.path.insert(0, str(REPO))
     import torch
 
     from nerfreg.ops import rasterization
+    if backend == 'cpu-fused':
+        rasterization = fused_cpu_rasterization  # noqa: F811
     torch.set_num_threads(threads)
     params, viewmats, Ks, target = make_scene(n, res, res)
     rss_setup = _rss_mb()
@@ -77,10 +94,11 @@ def worker(backend: str, n: int, res: int, reps: int, threads: int) -> dict:
         for p in params.values():
             p.grad = None
         t0 = time.perf_counter()
+        kw = {} if backend == 'cpu-fused' else dict(backend=backend)
         img, _, meta = rasterization(
             params['means'], params['quats'], torch.exp(params['log_scales']),
             torch.sigmoid(params['logit_op']), params['feats'], viewmats, Ks, res, res,
-            sh_degree=3, backend=backend)
+            sh_degree=3, **kw)
         loss = (img - target).abs().mean()
         t1 = time.perf_counter()
         loss.backward()
@@ -108,12 +126,12 @@ def _run_json(cmd: list[str], env: dict | None = None) -> dict:
 
 
 def run_backend(backend: str, n: int, res: int, reps: int, threads: int,
-                peer_python: Path, peer_script: Path) -> dict:
+                peer_python: Path, peer_script: Path, env: dict) -> dict:
     if backend == 'peer':
         return _run_json([str(peer_python), str(peer_script), '--n', str(n), '--res', str(res),
-                          '--reps', str(reps), '--threads', str(threads)])
+                          '--reps', str(reps), '--threads', str(threads)], env)
     return _run_json([sys.executable, __file__, '--worker', backend, '--n', str(n),
-                      '--res', str(res), '--reps', str(reps), '--threads', str(threads)])
+                      '--res', str(res), '--reps', str(reps), '--threads', str(threads)], env)
 
 
 def startup_times(threads: int) -> dict:
@@ -151,7 +169,12 @@ def first_call(threads: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--sizes', default=SIZES, help='comma-separated NxRES list')
-    ap.add_argument('--backends', default='cpu,peer,torch', help='of cpu, torch, peer')
+    ap.add_argument('--backends', default='cpu,peer,cpu-fused,torch',
+                    help='of cpu, cpu-fused (Numba projection + SH too), torch, peer')
+    ap.add_argument('--omp-wait-policy', default='passive',
+                    choices=['passive', 'active', 'inherit'],
+                    help='OMP_WAIT_POLICY of every measured process (the same for all); passive '
+                         'avoids spinning OpenMP threads on a machine shared with other jobs')
     ap.add_argument('--reps', type=int, default=5, help='timed passes per process (median)')
     ap.add_argument('--rounds', type=int, default=3, help='interleaved rounds per size')
     ap.add_argument('--threads', type=int, default=2)
@@ -176,6 +199,9 @@ def main() -> None:
         print(json.dumps(dict(startup=startup_times(a.threads))))
         return
 
+    env = dict(os.environ)
+    if a.omp_wait_policy != 'inherit':
+        env['OMP_WAIT_POLICY'] = a.omp_wait_policy.upper()
     backends = [b for b in a.backends.split(',') if b]
     if 'peer' in backends and not (a.peer_python.exists() and a.peer_script.exists()):
         print(f'# peer skipped: {a.peer_python} or {a.peer_script} is missing '
@@ -190,13 +216,14 @@ def main() -> None:
             for b in order:
                 if b == 'torch' and n > a.torch_max_n:
                     continue
-                out = run_backend(b, n, res, a.reps, a.threads, a.peer_python, a.peer_script)
+                out = run_backend(b, n, res, a.reps, a.threads, a.peer_python, a.peer_script,
+                                  env)
                 runs[b].append(out)
                 print(f'# {n} @ {res}x{res} round {rnd}: {b:5s} fwd {out["ms"]["fwd"]:8.1f} ms'
                       f'  fwd+bwd {out["ms"]["fwdbwd"]:8.1f} ms  peak {out["peak_rss_mb"]} MB',
                       file=sys.stderr, flush=True)
         entry = dict(N=n, res=res, reps=a.reps, rounds=a.rounds, threads=a.threads,
-                     backends={})
+                     omp_wait_policy=a.omp_wait_policy, backends={})
         for b, outs in runs.items():
             if not outs:
                 continue
@@ -205,26 +232,28 @@ def main() -> None:
                 fwdbwd_ms=statistics.median(o['ms']['fwdbwd'] for o in outs),
                 peak_rss_mb=max(o['peak_rss_mb'] for o in outs),
                 per_round_fwdbwd_ms=[o['ms']['fwdbwd'] for o in outs])
-        if 'cpu' in runs and runs['cpu']:
-            for b in backends:
-                if b == 'cpu' or len(runs[b]) != len(runs['cpu']):
+        # speed-up of each of our backends over the peer and over the torch backend, each
+        # ratio from the same round
+        for ours in ('cpu', 'cpu-fused'):
+            for b in ('peer', 'torch'):
+                if not runs.get(ours) or len(runs.get(b, [])) != len(runs[ours]):
                     continue
                 ratios = [o['ms']['fwdbwd'] / c['ms']['fwdbwd']
-                          for o, c in zip(runs[b], runs['cpu'])]
-                fwd_ratios = [o['ms']['fwd'] / c['ms']['fwd'] for o, c in zip(runs[b], runs['cpu'])]
-                entry[f'speedup_vs_{b}'] = dict(
+                          for o, c in zip(runs[b], runs[ours])]
+                fwd_ratios = [o['ms']['fwd'] / c['ms']['fwd'] for o, c in zip(runs[b], runs[ours])]
+                entry[f'speedup_{ours}_vs_{b}'] = dict(
                     fwdbwd=round(statistics.median(ratios), 1),
                     fwdbwd_per_round=[round(r, 1) for r in ratios],
                     fwd=round(statistics.median(fwd_ratios), 1))
         results.append(entry)
 
-    print(f'\n{"N":>7} {"image":>8} {"backend":>7} {"fwd ms":>9} {"fwd+bwd ms":>11} '
-          f'{"peak MB":>8}  speedup of cpu (fwd+bwd, per-round median)')
+    print(f'\n{"N":>7} {"image":>8} {"backend":>9} {"fwd ms":>9} {"fwd+bwd ms":>11} '
+          f'{"peak MB":>8}  peer fwd+bwd / this (median of per-round ratios)')
     for e in results:
         for b, v in e['backends'].items():
-            sp = e.get(f'speedup_vs_{b}')
+            sp = e.get(f'speedup_{b}_vs_peer')
             tail = f'{sp["fwdbwd"]:.1f}x  (rounds {sp["fwdbwd_per_round"]})' if sp else ''
-            print(f'{e["N"]:>7} {e["res"]:>4}x{e["res"]:<3} {b:>7} {v["fwd_ms"]:>9.1f} '
+            print(f'{e["N"]:>7} {e["res"]:>4}x{e["res"]:<3} {b:>9} {v["fwd_ms"]:>9.1f} '
                   f'{v["fwdbwd_ms"]:>11.1f} {v["peak_rss_mb"]:>8.0f}  {tail}')
     doc = dict(benchmark='rasterizer', results=results)
     print(json.dumps(doc))
