@@ -15,6 +15,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1000, max_keep_ckpts=3, save_last=True),
+    sync_check=dict(type='SyncCheckHook', interval=100),  # distributed runs only
 )
 custom_hooks = []
 visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import signal
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -163,9 +164,8 @@ class DefaultTrainer:
     def _make_work_dir(self) -> None:
         try:
             self.work_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.work_dir / '.write_test'
-            probe.write_text('')
-            probe.unlink()
+            with tempfile.NamedTemporaryFile(dir=self.work_dir, prefix='.write_test'):
+                pass
         except OSError as exc:
             raise PermissionError(
                 f'work_dir {self.work_dir} is not writable ({exc.strerror}). Pass a writable '
@@ -237,8 +237,11 @@ class DefaultTrainer:
 
     def register_hooks(self, default_hooks: dict | None, custom_hooks: list | None) -> None:
         """Default hooks by key (a ``None`` value disables one), then custom hooks."""
-        merged = dict(DEFAULT_HOOKS)
-        merged.update(dict(default_hooks or {}))
+        merged = copy.deepcopy(DEFAULT_HOOKS)
+        for key, hook in dict(default_hooks or {}).items():
+            if isinstance(hook, dict) and 'type' not in hook and key in DEFAULT_HOOKS:
+                hook = {**DEFAULT_HOOKS[key], **hook}  # partial override of a default
+            merged[key] = hook
         for hook in merged.values():
             if hook is not None:
                 self.register_hook(hook)
@@ -362,6 +365,8 @@ class DefaultTrainer:
     def _skip_bad_step(self, reason: str, loss_dict: dict) -> dict:
         """NaN/Inf guard: drop this update; stop after too many bad steps in a row."""
         self.model.zero_grad(set_to_none=True)
+        if hasattr(self.model, 'set_step'):  # step-driven schedules (SH degree) move on
+            self.model.set_step(self._iter + 1)
         if hasattr(self.optimizer, 'zero_grad'):
             self.optimizer.zero_grad()
         self._bad_steps += 1

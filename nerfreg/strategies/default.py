@@ -40,7 +40,8 @@ class DefaultStrategy(Strategy):
     seeded by ``(seed, step)``: identical on every rank and independent of the global RNG,
     so resumed and multi-process runs split exactly alike. With ``sync_across_ranks``
     ``reduce_state`` all-reduces the statistics (sum of gradients and counts, max of
-    radii) before every refinement; off by default (a no-op in one process anyway).
+    radii) before every refinement (on by default; a no-op in one process), so every rank
+    clones, splits and prunes the same Gaussians.
     """
 
     def __init__(self, refine_start: int = 500, refine_stop: int = 15_000,
@@ -51,7 +52,7 @@ class DefaultStrategy(Strategy):
                  prune_scale3d: float = 0.1, prune_scale2d: float | None = 0.15,
                  reset_opacity: float = 0.01, n_split: int = 2, split_scale_factor: float = 1.6,
                  revised_opacity: bool = False, cap_max: int | None = None,
-                 seed: int = 0, sync_across_ranks: bool = False,
+                 seed: int = 0, sync_across_ranks: bool = True,
                  verbose: bool = False) -> None:
         self.refine_start = refine_start
         self.refine_stop = refine_stop
