@@ -271,7 +271,7 @@ def _row_span(s, a, b, c, mx, dy, bx0, bx1):
 
 @njit(parallel=True, **_JIT)
 def forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height, tiles_x,
-            tiles_y, out_color, out_alpha, out_t, out_last):
+            tiles_y, tile_order, out_color, out_alpha, out_t, out_last):
     """Front-to-back compositing of every tile.
 
     T is accumulated in float64 and rounded to the input dtype for the stop test and the
@@ -290,7 +290,8 @@ def forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height
     n_ch = out_color.shape[3]
     n_tiles = tiles_x * tiles_y
     has_bg = backgrounds.shape[0] > 0
-    for tid in prange(n_cams * n_tiles):
+    for it in prange(n_cams * n_tiles):
+        tid = tile_order[it]
         cam = tid // n_tiles
         ty = (tid % n_tiles) // tiles_x
         tx = (tid % n_tiles) % tiles_x
@@ -376,10 +377,13 @@ def forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height
 
 @njit(parallel=True, **_JIT)
 def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height, tiles_x,
-             tiles_y, fwd_t, fwd_last, grad_color, grad_alpha, gi, tile_grad_bg):
+             tiles_y, tile_order, fwd_t, fwd_last, grad_color, grad_alpha, gi, tile_grad_bg):
     """Back-to-front gradient walk of every tile (T recovered by division, as in 3DGS).
 
-    Writes the per-intersection gradient rows ``gi [M, 6 + D]`` and the per-tile
+    With ``S_d`` the colour composited behind Gaussian k (background included) and ``G_d``
+    the pixel's colour gradient, ``dL/d alpha_k = T_k sum_d G_d c_kd - (sum_d G_d S_d -
+    dL/d alpha_out T_final) / (1 - alpha_k)``; the bracket is kept as one running scalar per
+    pixel. Writes the per-intersection gradient rows ``gi [M, 6 + D]`` and the per-tile
     background gradient ``tile_grad_bg [C * tiles, D]``.
     """
     alpha_min = consts[0]
@@ -391,7 +395,8 @@ def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, heigh
     n_ch = grad_color.shape[3]
     n_tiles = tiles_x * tiles_y
     has_bg = backgrounds.shape[0] > 0
-    for tid in prange(n_cams * n_tiles):
+    for it in prange(n_cams * n_tiles):
+        tid = tile_order[it]
         cam = tid // n_tiles
         ty = (tid % n_tiles) // tiles_x
         tx = (tid % n_tiles) % tiles_x
@@ -405,11 +410,9 @@ def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, heigh
         start = tile_off[tid]
         end = tile_off[tid + 1]
         trans = np.empty(npix)  # float64 state
-        t_fin = np.empty(npix)
         last = np.empty(npix, dtype=np.int64)
         dcol = np.empty((npix, n_ch))
-        behind = np.zeros((npix, n_ch))
-        dalpha_out = np.empty(npix)
+        behind = np.empty(npix)  # sum_d G_d S_d - dL/d alpha_out * T_final
         cx = np.empty(bw, dtype=rec.dtype)
         for i in range(bw):
             cx[i] = x0 + i + 0.5
@@ -424,21 +427,27 @@ def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, heigh
                 p = (py - y0) * bw + (px - x0)
                 t = fwd_t[cam, py, px]
                 trans[p] = t
-                t_fin[p] = t
                 last[p] = fwd_last[cam, py, px]
                 max_last = max(max_last, last[p])
-                dalpha_out[p] = grad_alpha[cam, py, px]
+                acc = -float(grad_alpha[cam, py, px]) * t
                 for d in range(n_ch):
-                    gcd = grad_color[cam, py, px, d]
+                    gcd = float(grad_color[cam, py, px, d])
                     dcol[p, d] = gcd
                     if has_bg:
-                        behind[p, d] = t * backgrounds[cam, d]
+                        acc += gcd * t * backgrounds[cam, d]
                         tile_grad_bg[tid, d] += t * gcd
+                behind[p] = acc
         gi[max_last + 1:end, :] = zero
-        grow = np.empty(gi.shape[1])
+        gcol = np.empty(n_ch)
         for k in range(max_last, start - 1, -1):
             g = isect_gid[k]
-            grow[:] = 0.0
+            gcol[:] = 0.0
+            gmx = 0.0
+            gmy = 0.0
+            ga = 0.0
+            gb = 0.0
+            gc = 0.0
+            go = 0.0
             bx0 = max(int(rec[g, 7]), x0)
             bx1 = min(int(rec[g, 8]), x1)
             by0 = max(int(rec[g, 9]), y0)
@@ -468,26 +477,42 @@ def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, heigh
                     alpha = min(alpha_max, raw)
                     if alpha < alpha_min:
                         continue
-                    one_m = one - alpha
-                    t_k = trans[p] / one_m  # transmittance in front of this Gaussian
+                    inv = 1.0 / (one - alpha)  # the factor the forward multiplied by
+                    t_k = trans[p] * inv  # transmittance in front of this Gaussian
                     w = alpha * t_k
-                    dal = dalpha_out[p] * t_fin[p] / one_m
+                    gdotc = 0.0
                     for d in range(n_ch):
                         gcd = dcol[p, d]
-                        col = rec[g, REC_COLOR + d]
-                        grow[6 + d] += w * gcd
-                        dal += gcd * (col * t_k - behind[p, d] / one_m)
-                        behind[p, d] += col * w
+                        gcol[d] += w * gcd
+                        gdotc += gcd * rec[g, REC_COLOR + d]
+                    dal = gdotc * t_k - behind[p] * inv
+                    behind[p] += w * gdotc
                     trans[p] = t_k
                     if raw <= alpha_max:  # clamped alpha has no gradient
-                        grow[5] += vis * dal
+                        go += vis * dal
                         dsig = -alpha * dal
-                        grow[0] += dsig * (a * dx + b * dy)
-                        grow[1] += dsig * (c * dy + b * dx)
-                        grow[2] += dsig * half * dx * dx
-                        grow[3] += dsig * dx * dy
-                        grow[4] += dsig * half * dy * dy
-            gi[k, :] = grow
+                        fdx = float(dx)
+                        fdy = float(dy)
+                        gmx += dsig * (a * fdx + b * fdy)
+                        gmy += dsig * (c * fdy + b * fdx)
+                        ga += dsig * fdx * fdx
+                        gb += dsig * fdx * fdy
+                        gc += dsig * fdy * fdy
+            gi[k, 0] = gmx
+            gi[k, 1] = gmy
+            gi[k, 2] = 0.5 * ga
+            gi[k, 3] = gb
+            gi[k, 4] = 0.5 * gc
+            gi[k, 5] = go
+            for d in range(n_ch):
+                gi[k, 6 + d] = gcol[d]
+
+
+def balanced_order(work: np.ndarray, n_threads: int) -> np.ndarray:
+    """Tile order for prange's static split into ``n_threads`` equal blocks: tiles sorted by
+    decreasing work are dealt round-robin, so every block gets a similar total."""
+    by_work = np.argsort(-work, kind='stable')
+    return np.concatenate([by_work[j::n_threads] for j in range(n_threads)])
 
 
 @njit(parallel=True, **_JIT)

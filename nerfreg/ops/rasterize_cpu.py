@@ -74,6 +74,7 @@ class _Binning:
         n_chunks = max(1, min(4 * numba.get_num_threads(), order.size // 2048))
         self.tile_off, self.isect_gid, self.g_isect = K.bin_gaussians(
             order, self.g_off, g_tiles, n_cams * tx * ty, n_chunks)
+        self.tile_order = K.balanced_order(np.diff(self.tile_off), numba.get_num_threads())
 
     @property
     def n_isects(self) -> int:
@@ -103,7 +104,7 @@ class _RasterizeCPU(torch.autograd.Function):
         out_t = np.empty((n_cams, height, width))  # float64
         out_last = np.empty((n_cams, height, width), dtype=np.int64)
         K.forward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams, width,
-                  height, binning.tiles_x, binning.tiles_y, out_color.numpy(),
+                  height, binning.tiles_x, binning.tiles_y, binning.tile_order, out_color.numpy(),
                   out_alpha.numpy()[..., 0], out_t, out_last)
         ctx.state = (binning, bg, consts, out_t, out_last, (n_cams, n, n_ch, width, height))
         ctx.has_bg = backgrounds is not None
@@ -121,7 +122,8 @@ class _RasterizeCPU(torch.autograd.Function):
         tile_bg = np.empty((n_cams * binning.tiles_x * binning.tiles_y, n_ch),
                            dtype=consts.dtype)
         K.backward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams,
-                   width, height, binning.tiles_x, binning.tiles_y, out_t, out_last, g_color,
+                   width, height, binning.tiles_x, binning.tiles_y, binning.tile_order, out_t,
+                   out_last, g_color,
                    g_alpha, gi, tile_bg)
         v = torch.zeros(n_cams, n, 6 + n_ch, dtype=dtype)
         K.reduce_gradients(binning.g_off, binning.g_isect, gi, v.numpy().reshape(-1, 6 + n_ch))
