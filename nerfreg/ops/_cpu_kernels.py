@@ -11,10 +11,10 @@ clamps happen in the input dtype, as in the torch backend:
 Exact culling. A Gaussian can only change a pixel where ``alpha >= alpha_min``, i.e. where
 ``sigma <= log(opacity / alpha_min)``. ``prepare`` bounds that ellipse (with a margin for
 rounding, see ``_sigma_limit``), drops it from the tiles of its square ``mean2d +- radius``
-(the contract's tile rule) whose pixel centres it cannot reach, and the tile loops visit, row
-by row, only the pixel columns inside the bound. Every skipped (Gaussian, pixel) pair would
-have been skipped by the ``alpha < 1/255`` rule, so images and gradients are those of the
-plain definition.
+(the contract's tile rule) whose pixel centres it cannot reach (``_band_tiles``), and the
+tile loops visit, row by row, only the pixel columns inside the bound (``_row_span``).
+Every skipped (Gaussian, pixel) pair would have been skipped by the ``alpha < 1/255`` rule,
+so images and gradients are those of the plain definition.
 
 Work inside a tile is Gaussian-major (CUDA 3DGS is pixel-parallel) over a per-tile pixel
 state (T, accumulated colour, done flag, last Gaussian). The backward writes one gradient
@@ -69,29 +69,6 @@ def _sigma_limit(o, a, b, c, alpha_min):
 
 
 @njit(**_JIT)
-def _tile_hit(mx, my, a, b, c, s, px0, px1, py0, py1):
-    """Whether the ellipse ``sigma <= s`` reaches a pixel centre in [px0, px1] x [py0, py1]
-    (inclusive pixel indices); exact minimum of the quadratic over the centre rectangle."""
-    if s == np.inf:
-        return True
-    dxl = mx - (px1 + 0.5)
-    dxh = mx - (px0 + 0.5)
-    dyl = my - (py1 + 0.5)
-    dyh = my - (py0 + 0.5)
-    if dxl <= 0.0 <= dxh and dyl <= 0.0 <= dyh:
-        return True
-    best = np.inf
-    for i in range(2):
-        dy = dyl if i == 0 else dyh
-        dx = min(max(-b * dy / a, dxl), dxh)
-        best = min(best, 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy)
-        dx = dxl if i == 0 else dxh
-        dy = min(max(-b * dx / c, dyl), dyh)
-        best = min(best, 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy)
-    return best <= s
-
-
-@njit(**_JIT)
 def _tile_span(rec, g, ts, tiles_x, tiles_y, width, height, rect):
     """Tile rectangle (tx0, tx1, ty0, ty1, half-open) of ``rect`` cut to the pixel box."""
     tx0 = max(rect[g, 0], int(rec[g, 7]) // ts)
@@ -102,16 +79,48 @@ def _tile_span(rec, g, ts, tiles_x, tiles_y, width, height, rect):
 
 
 @njit(**_JIT)
-def _hits(rec, g, tx, ty, ts, width, height):
-    """Whether Gaussian g reaches a pixel centre of tile (tx, ty)."""
-    px0 = max(tx * ts, int(rec[g, 7]))
-    px1 = min(min(tx * ts + ts, width) - 1, int(rec[g, 8]))
+def _band_tiles(rec, g, ty, tx0, tx1, ts, height):
+    """Tiles [lo, hi) of row ty (within [tx0, tx1)) whose pixel centres the ellipse
+    ``sigma <= s`` can reach: the ellipse's x-extent over the band of the row's pixel-centre
+    rows, from its leftmost / rightmost points or the band edge nearest to them."""
+    s = float(rec[g, 6])
+    if s == np.inf:
+        return tx0, tx1
     py0 = max(ty * ts, int(rec[g, 9]))
     py1 = min(min(ty * ts + ts, height) - 1, int(rec[g, 10]))
-    if px0 > px1 or py0 > py1:
-        return False
-    return _tile_hit(float(rec[g, 0]), float(rec[g, 1]), float(rec[g, 2]), float(rec[g, 3]),
-                     float(rec[g, 4]), float(rec[g, 6]), px0, px1, py0, py1)
+    if py0 > py1:
+        return 0, 0
+    mx = float(rec[g, 0])
+    my = float(rec[g, 1])
+    a = float(rec[g, 2])
+    b = float(rec[g, 3])
+    c = float(rec[g, 4])
+    y_lo = py0 + 0.5
+    y_hi = py1 + 0.5
+    hx = math.sqrt(2.0 * s * c / (a * c - b * b))
+    lo = 1 << 30
+    hi = -(1 << 30)
+    for side in range(2):
+        # extreme point of the ellipse on this side: x = mx -+ hx at y = my +- b hx / c
+        y_ext = my + b * hx / c if side == 0 else my - b * hx / c
+        y = min(max(y_ext, y_lo), y_hi)
+        dy = my - y
+        qb = b * dy
+        disc = qb * qb - a * (c * dy * dy - 2.0 * s)
+        if disc < 0.0:
+            continue
+        sq = math.sqrt(disc)
+        if side == 0:
+            lo = min(lo, int(math.ceil(mx - (sq - qb) / a - 0.5 - _PIX_SLACK)))
+        else:
+            hi = max(hi, int(math.floor(mx + (sq + qb) / a - 0.5 + _PIX_SLACK)))
+    if lo > hi:
+        return 0, 0
+    lo = max(lo, int(rec[g, 7]))
+    hi = min(hi, int(rec[g, 8]))
+    if lo > hi:
+        return 0, 0
+    return max(tx0, lo // ts), min(tx1, hi // ts + 1)
 
 
 @njit(parallel=True, **_JIT)
@@ -184,9 +193,8 @@ def prepare(means2d, conics, colors, opacities, radii_f, consts, tiles_x, tiles_
         tx0, tx1, ty0, ty1 = _tile_span(rec, g, ts, tiles_x, tiles_y, width, height, rect)
         n_hit = 0
         for ty in range(ty0, ty1):
-            for tx in range(tx0, tx1):
-                if _hits(rec, g, tx, ty, ts, width, height):
-                    n_hit += 1
+            lo, hi = _band_tiles(rec, g, ty, tx0, tx1, ts, height)
+            n_hit += max(hi - lo, 0)
         count[g] = n_hit
 
 
@@ -203,10 +211,10 @@ def list_tiles(rec, rect, g_off, consts, tiles_x, tiles_y, width, height, n_per_
         base = (g // n_per_cam) * n_tiles
         tx0, tx1, ty0, ty1 = _tile_span(rec, g, ts, tiles_x, tiles_y, width, height, rect)
         for ty in range(ty0, ty1):
-            for tx in range(tx0, tx1):
-                if _hits(rec, g, tx, ty, ts, width, height):
-                    g_tiles[j] = base + ty * tiles_x + tx
-                    j += 1
+            lo, hi = _band_tiles(rec, g, ty, tx0, tx1, ts, height)
+            for tx in range(lo, hi):
+                g_tiles[j] = base + ty * tiles_x + tx
+                j += 1
 
 
 @njit(parallel=True, **_JIT)
