@@ -1,0 +1,70 @@
+"""Each shipped method config trains a few steps on its matching data, then scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from nerfreg.engine import DefaultTrainer
+from nerfreg.utils.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = {'train_cfg.max_steps': 6, 'train_cfg.val_interval': 3, 'custom_hooks': [],
+        'default_hooks.checkpoint.interval': 6, 'device': 'cpu'}
+
+
+def _train(config: str, tmp_path: Path, **overrides) -> DefaultTrainer:
+    cfg = load_config(REPO / 'configs' / 'gaussian_splatting' / config)
+    cfg.merge_from_dict({**FAST, 'work_dir': str(tmp_path / 'work'), **overrides})
+    trainer = DefaultTrainer.from_cfg(cfg)
+    before = {k: v.detach().clone() for k, v in trainer.model.params.items()}
+    trainer.train()
+    assert trainer.global_step == 6
+    assert (tmp_path / 'work' / 'iter_6.pth').is_file()
+    assert 'psnr' in trainer.val_metrics and trainer.val_metrics['psnr'] > 5
+    moved = any(not torch.equal(before[k], v) for k, v in trainer.model.params.items()
+                if k in before and before[k].shape == v.shape)
+    assert moved
+    return trainer
+
+
+def test_demo_config(tmp_path):
+    trainer = _train('demo.py', tmp_path, **{'data.image_size': 32, 'data.n_train': 8,
+                                            'data.n_val': 2, 'data.n_test': 2,
+                                            'data.data_root': str(tmp_path / 'scene')})
+    assert trainer.model.num_gaussians > 0
+
+
+def test_blender_config_on_a_blender_format_scene(tmp_path):
+    # the procedural scene is written in the Blender format: load it with BlenderDataset
+    from nerfreg.datasets.procedural import ProceduralSceneDataset
+    root = tmp_path / 'blender_scene'
+    ProceduralSceneDataset(data_root=root, image_size=32, n_train=8, n_val=2, n_test=2)
+    assert (root / 'transforms_train.json').is_file()
+    trainer = _train('blender.py', tmp_path, **{'data.data_root': str(root),
+                                               'model.num_random': 2000})
+    assert type(trainer.data.dataset).__name__ == 'BlenderDataset'
+
+
+@pytest.mark.slow
+def test_colmap_config_on_cup(tmp_path, cup_root):
+    trainer = _train('colmap.py', tmp_path, **{'data.data_root': str(cup_root),
+                                              'data.downscale': 8})
+    assert type(trainer.data.dataset).__name__ == 'ColmapDataset'
+    assert trainer.model.num_gaussians == 9262  # initialised from the sparse points
+
+
+@pytest.mark.slow
+def test_ngp_config_on_fox(tmp_path, fox_root):
+    trainer = _train('ngp.py', tmp_path, **{'data.data_root': str(fox_root),
+                                           'data.downscale': 16, 'model.num_random': 2000})
+    assert type(trainer.data.dataset).__name__ == 'NGPDataset'
+    assert len(trainer.data.dataset.train) + len(trainer.data.dataset.test) == 50
+
+
+def test_colmap_short_config_resolves_to_the_benchmark_setting():
+    cfg = load_config(REPO / 'configs' / 'gaussian_splatting' / 'colmap_short.py')
+    assert cfg.data.downscale == 4 and cfg.data.holdout_every == 8
+    assert cfg.model.type == 'GaussianSplatting' and cfg.optimizer.type == 'GaussianOptimizer'
