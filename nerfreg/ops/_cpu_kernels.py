@@ -261,9 +261,9 @@ def bin_gaussians(order, g_off, g_tiles, n_tiles_total, n_chunks):
 
 
 @njit(**_JIT)
-def _row_span(s, a, b, c, mx, dy, bx0, bx1):
+def _row_span(s, a, inv_a, b, c, mx, dy, bx0, bx1):
     """Inclusive pixel columns of a row (``dy`` = mean_y - centre_y) where ``sigma <= s``
-    is possible, cut to [bx0, bx1]; empty when lo > hi."""
+    is possible, cut to [bx0, bx1]; empty when lo > hi. ``inv_a`` = 1 / a."""
     if s == np.inf:
         return bx0, bx1
     # 0.5 a dx^2 + b dy dx + 0.5 c dy^2 - s <= 0  with  dx = mx - centre_x
@@ -272,8 +272,8 @@ def _row_span(s, a, b, c, mx, dy, bx0, bx1):
     if disc < 0.0:
         return 1, 0
     sq = math.sqrt(disc)
-    lo = max(int(math.ceil(mx - (sq - qb) / a - 0.5 - _PIX_SLACK)), bx0)
-    hi = min(int(math.floor(mx + (sq + qb) / a - 0.5 + _PIX_SLACK)), bx1)
+    lo = max(int(math.ceil(mx - (sq - qb) * inv_a - 0.5 - _PIX_SLACK)), bx0)
+    hi = min(int(math.floor(mx + (sq + qb) * inv_a - 0.5 + _PIX_SLACK)), bx1)
     return lo, hi
 
 
@@ -341,9 +341,11 @@ def forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height
             c = rec[g, 4]
             o = rec[g, 5]
             s = float(rec[g, 6])
+            fa = float(a)
+            inv_a = 1.0 / fa
             for py in range(by0, by1 + 1):
                 dy = my - cy[py - y0]
-                lo, hi = _row_span(s, float(a), float(b), float(c), float(mx), float(dy),
+                lo, hi = _row_span(s, fa, inv_a, float(b), float(c), float(mx), float(dy),
                                    bx0, bx1)
                 row = (py - y0) * bw - x0
                 for px in range(lo, hi + 1):
@@ -467,9 +469,11 @@ def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, heigh
             c = rec[g, 4]
             o = rec[g, 5]
             s = float(rec[g, 6])
+            fa = float(a)
+            inv_a = 1.0 / fa
             for py in range(by0, by1 + 1):
                 dy = my - cy[py - y0]
-                lo, hi = _row_span(s, float(a), float(b), float(c), float(mx), float(dy),
+                lo, hi = _row_span(s, fa, inv_a, float(b), float(c), float(mx), float(dy),
                                    bx0, bx1)
                 row = (py - y0) * bw - x0
                 for px in range(lo, hi + 1):
