@@ -146,7 +146,7 @@ def startup_times(threads: int) -> dict:
                              '--res', '128', '--reps', '0', '--threads', str(threads),
                              '--first-call'], env=env)
             res[label] = out['first_call_s']
-            res[label.replace('_s', '_process_s')] = round(time.perf_counter() - t0, 2)
+            res[label[:-2] + '_process_s'] = round(time.perf_counter() - t0, 2)
     return res
 
 
