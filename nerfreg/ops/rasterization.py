@@ -130,12 +130,24 @@ def rasterization(
             eps2d=eps2d, radius_clip=radius_clip)
 
     n_cams = viewmats.shape[0]
-    radii, means2d, depths, conics = project_gaussians(
+    # The cpu backend also has fused Numba projection and SH kernels; they give no
+    # gradients for the cameras, so the torch versions serve when those are needed.
+    fused = chosen == 'cpu' and not (viewmats.requires_grad or Ks.requires_grad)
+    if fused:
+        from .projection_cpu import project_gaussians_cpu
+        project = project_gaussians_cpu
+    else:
+        project = project_gaussians
+    radii, means2d, depths, conics = project(
         means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d,
         near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip)
     if means2d.requires_grad:
         means2d.retain_grad()
-    cam_colors = _colors_per_camera(colors, sh_degree, means, viewmats)
+    if fused and sh_degree is not None and colors.dim() == 3 and colors.shape[0] == means.shape[0]:
+        from .projection_cpu import sh_colors_cpu
+        cam_colors = sh_colors_cpu(sh_degree, means, colors, viewmats)
+    else:
+        cam_colors = _colors_per_camera(colors, sh_degree, means, viewmats)
     if backgrounds is not None and backgrounds.shape != (n_cams, cam_colors.shape[-1]):
         raise ValueError(f'backgrounds must be [C, D] = [{n_cams}, {cam_colors.shape[-1]}], '
                          f'got {tuple(backgrounds.shape)}')
