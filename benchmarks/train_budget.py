@@ -46,23 +46,28 @@ class BudgetEvalHook(Hook):
         now = time.perf_counter()
         self.train_time += now - self._t0
         while self.budgets and self.train_time >= self.budgets[0]:
-            budget = self.budgets.pop(0)
-            metrics = runner.test()
-            runner.model.train()
-            record = dict(budget_s=budget, train_s=round(self.train_time, 1),
-                          step=runner.global_step, gaussians=int(runner.model.num_gaussians),
-                          psnr=round(metrics['psnr'], 3), ssim=round(metrics['ssim'], 4),
-                          peak_rss_mb=round(resource.getrusage(
-                              resource.RUSAGE_SELF).ru_maxrss / 1024))
-            self.records.append(record)
-            print(json.dumps(record), flush=True)
-            if self.out:
-                with open(self.out, 'a') as f:
-                    f.write(json.dumps(record) + '\n')
+            self._record(runner, self.budgets.pop(0))
         if not self.budgets:
             runner.stop_training = True
         self._t0 = time.perf_counter()  # evaluation time is not training time
 
+    def after_train(self, runner) -> None:
+        if self.budgets:  # the schedule ended before the last budget: score the end state
+            self._record(runner, 'end')
+
+    def _record(self, runner, budget) -> None:
+        metrics = runner.test()
+        runner.model.train()
+        record = dict(budget_s=budget, train_s=round(self.train_time, 1),
+                      step=runner.global_step, gaussians=int(runner.model.num_gaussians),
+                      psnr=round(metrics['psnr'], 3), ssim=round(metrics['ssim'], 4),
+                      peak_rss_mb=round(resource.getrusage(
+                          resource.RUSAGE_SELF).ru_maxrss / 1024))
+        self.records.append(record)
+        print(json.dumps(record), flush=True)
+        if self.out:
+            with open(self.out, 'a') as f:
+                f.write(json.dumps(record) + '\n')
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,7 +95,7 @@ def main() -> None:
     print('| budget | steps | Gaussians | held-out PSNR | SSIM |')
     print('|---|---|---|---|---|')
     for r in hook.records:
-        print(f"| {r['budget_s']:g} s | {r['step']} | {r['gaussians']:,} | {r['psnr']:.2f} | "
+        print(f"| {r['budget_s']} s | {r['step']} | {r['gaussians']:,} | {r['psnr']:.2f} | "
               f"{r['ssim']:.3f} |")
 
 
