@@ -48,6 +48,9 @@ def run(backend: str, args) -> dict:
         'train_cfg.max_steps': args.steps, 'train_cfg.val_interval': 0,
         'optimizer.strategy.cap_max': args.cap, 'default_hooks.checkpoint': None,
         'custom_hooks': []})
+    if args.no_densify:
+        cfg.merge_from_dict({'optimizer.strategy.refine_start': args.steps + 1,
+                             'optimizer.strategy.reset_every': args.steps + 1})
     trainer = DefaultTrainer.from_cfg(cfg)
     trainer.logger.setLevel('WARNING')
     trainer.train_step(trainer.data.next_train_batch())  # compile / warm up (not timed)
@@ -67,6 +70,8 @@ def main() -> None:
     parser.add_argument('--steps', type=int, default=300)
     parser.add_argument('--downscale', type=int, default=8)
     parser.add_argument('--cap', type=int, default=20_000)
+    parser.add_argument('--no-densify', action='store_true',
+                        help='fixed structure: isolates the numerics from densify decisions')
     parser.add_argument('--data-root', default=str(REPO.parent / 'shared' / 'data' / 'cup'))
     parser.add_argument('--work-dir', default='work_dirs/compare_backends')
     args = parser.parse_args()
