@@ -66,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         from ..engine import DefaultTrainer
-        trainer = DefaultTrainer.from_cfg(build_config(args))
-        trainer.train()
+        from ..engine.dist import shutdown_distributed
+        try:
+            DefaultTrainer.from_cfg(build_config(args)).train()
+        except BaseException:
+            shutdown_distributed(wait=False)
+            raise
+        shutdown_distributed()
         return 0
 
     return run_with_clear_errors(run)

@@ -102,3 +102,13 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def shutdown_distributed(wait: bool = True) -> None:
+    """Leave the process group cleanly (a gloo group left to interpreter teardown can
+    abort a rank with 'terminate called without an active exception'). ``wait=False`` on
+    error paths: a barrier would hang on a rank that has died."""
+    if is_distributed():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
