@@ -25,7 +25,6 @@ def run_with_clear_errors(fn: Callable[[], int]) -> int:
               file=sys.stderr)
         return 130
     except USER_ERRORS as exc:
-        logging.getLogger('nerfreg').debug(traceback.format_exc())
         _log_traceback_to_files()
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         if isinstance(exc, MemoryError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import logging
 import math
 import os
 import signal
@@ -388,9 +387,11 @@ class DefaultTrainer:
         self.call_hook(f'before_{mode}_epoch')
         sums: dict[str, float] = defaultdict(float)
         count = 0
-        for idx, batch in enumerate(self.data.iter_split(split)):
-            if idx % self.world_size != self.rank:  # views are split across ranks
-                continue
+        # views are split across ranks by the pipeline; hooks see the global view index
+        batches = (self.data.iter_split(split, shard=True) if self.world_size > 1
+                   else self.data.iter_split(split))
+        for local_idx, batch in enumerate(batches):
+            idx = self.rank + local_idx * self.world_size
             self.call_hook(f'before_{mode}_iter', batch_idx=idx, data_batch=batch)
             render_inputs = self.model(batch)
             render_results = self.renderer(render_inputs, batch)
@@ -582,4 +583,3 @@ class DefaultTrainer:
 
 
 __all__ = ['DefaultTrainer', 'DEFAULT_HOOKS']
-logging.getLogger('nerfreg').addHandler(logging.NullHandler())
