@@ -355,11 +355,14 @@ class DefaultTrainer:
         return float(flag) == 0.0
 
     def _non_finite_gradients(self) -> list[str]:
-        bad = []
-        for name, param in self.model.named_parameters():
-            if param.grad is not None and not bool(torch.isfinite(param.grad).all()):
-                bad.append(name)
-        return bad
+        """Names of parameters with a NaN/Inf gradient (one host sync per step)."""
+        named = [(n, p.grad) for n, p in self.model.named_parameters() if p.grad is not None]
+        if not named:
+            return []
+        finite = torch.stack([torch.isfinite(g).all() for _, g in named])
+        if bool(finite.all()):
+            return []
+        return [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
 
     def _skip_bad_step(self, reason: str, loss_dict: dict) -> dict:
         """NaN/Inf guard: drop this update; stop after too many bad steps in a row."""
