@@ -128,3 +128,21 @@ def test_cup_from_base_config(cup_root):
     pipe = DataPipeline.from_cfg(data, device='cpu', seed=0)
     b = pipe.next_train_batch()
     assert b['image'].shape == (1, 75, 100, 3) and len(pipe.dataset.test) == 10
+
+
+def test_split_views_inverts_make_batch():
+    pipe = DataPipeline(TinyScene(alpha=True), seed=1, batch_size=3)
+    batch = pipe.next_train_batch()
+    views = pipe.split_views(batch)
+    assert len(views) == 3
+    for i, view in enumerate(views):
+        single = pipe.make_batch('train', batch['index'][i:i + 1])
+        assert view.keys() == single.keys()
+        for key, value in single.items():
+            if torch.is_tensor(value):
+                assert torch.equal(view[key], value), key
+            elif key == 'camera':
+                assert torch.equal(view[key].viewmats(), value.viewmats())
+            else:
+                assert view[key] == value, key
+    assert pipe.split_views(pipe.make_batch('train', torch.tensor([0])))[0]['index'].shape == (1,)

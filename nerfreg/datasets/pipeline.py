@@ -144,6 +144,27 @@ class DataPipeline:
             batch['alpha'] = alphas.float().div_(255.0)
         return batch
 
+    @staticmethod
+    def split_views(batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """One single-view batch per view of ``batch`` (the inverse of ``make_batch``)."""
+        n = int(batch['viewmats'].shape[0])
+        if n == 1:
+            return [batch]
+        views = []
+        for i in range(n):
+            view = {}
+            for key, value in batch.items():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == n:
+                    view[key] = value[i:i + 1]
+                elif isinstance(value, list) and len(value) == n:
+                    view[key] = value[i:i + 1]
+                elif key == 'camera':
+                    view[key] = value[[i]]
+                else:
+                    view[key] = value
+            views.append(view)
+        return views
+
     # ---- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, int]:
         return dict(seed=self.seed, epoch=self.epoch, position=self.position)

@@ -49,7 +49,9 @@ KNOWN_KEYS = {
     'custom_hooks', 'visualizer', 'work_dir', 'device', 'seed', 'deterministic',
     'custom_imports', 'resume', 'load_from', 'launcher', 'log_level', 'default_scope',
     'unsafe_load', 'resume_strict'}
-TRAIN_CFG_KEYS = {'max_steps': int, 'val_interval': int, 'nan_guard': dict}
+TRAIN_CFG_KEYS = {'max_steps': int, 'val_interval': int, 'nan_guard': dict,
+                  'view_batching': str}
+VIEW_BATCHING = ('sequential', 'joint')
 # keys that may differ between a run and its resumption without changing the result
 RESUME_VOLATILE = ('work_dir', 'resume', 'load_from', 'launcher', 'train_cfg.max_steps',
                    'resume_strict', 'log_level', 'device')
@@ -77,10 +79,25 @@ def check_config(cfg: Config) -> list[str]:
         ok = isinstance(value, expected) and not isinstance(value, bool)
         if expected is int:
             ok = ok and value >= 0
+        if key == 'view_batching':
+            ok = value in VIEW_BATCHING
         if not ok and value is not None:
-            kind = 'an integer >= 0' if expected is int else 'a dict'
+            kind = {int: 'an integer >= 0', dict: 'a dict'}.get(expected, f'one of {VIEW_BATCHING}')
             raise ValueError(f'train_cfg.{key}={value!r} must be {kind}.')
     return warnings
+
+
+def _mean_loss_dict(loss_dicts: list[dict]) -> dict:
+    """Per-key mean of the views' loss dicts (the single dict when there is one view)."""
+    if len(loss_dicts) == 1:
+        return loss_dicts[0]
+    out = {}
+    for key, value in loss_dicts[0].items():
+        if torch.is_tensor(value):
+            out[key] = torch.stack([d[key].detach().float() for d in loss_dicts]).mean()
+        else:
+            out[key] = value
+    return out
 
 
 def flatten_config(tree: Any, prefix: str = '') -> dict[str, Any]:
@@ -136,10 +153,12 @@ class DefaultTrainer:
         self.val_interval = int(train_cfg.get('val_interval', 0) or 0)
         guard = train_cfg.get('nan_guard') or {}
         self.max_bad_steps = int(guard.get('max_consecutive', 10))
+        self.view_batching = train_cfg.get('view_batching') or 'sequential'
         self.global_step = 0
         self._iter = 0
         self._bad_steps = 0
         self._stop_requested = 0
+        self._stop_everywhere = False  # a rank was signalled (agreed in the all-reduce)
         self.stop_training = False  # a hook may set it to end training after this step
         self.val_metrics: dict[str, float] = {}
         self.test_metrics: dict[str, float] = {}
@@ -302,7 +321,7 @@ class DefaultTrainer:
                                outputs=outputs)
                 if self._should_validate():
                     self.validation()
-                if self._stop_requested:
+                if self._stop_agreed():
                     self._stop_after_signal()
                 if self.stop_training:
                     break
@@ -320,18 +339,31 @@ class DefaultTrainer:
         return self.global_step % self.val_interval == 0 or self.global_step == self.max_steps
 
     def train_step(self, batch: dict) -> dict:
-        """One update: render, loss, backward, parameter and structure update."""
+        """One update: render, loss, backward, parameter and structure update.
+
+        With several views per batch and ``train_cfg.view_batching='sequential'`` (the
+        default), each view is rendered and back-propagated on its own with its loss divided
+        by the number of views, and gradients accumulate: numerically the program that
+        data-parallel ranks run, one view each. ``'joint'`` renders all views in one call.
+        """
         self.model.train()
-        render_inputs = self.model(batch)
-        render_results = self.renderer(render_inputs, batch)
-        loss_dict = self.model.get_loss_dict(render_results, batch)
-        loss = loss_dict['loss']
-        if self.world_size == 1 and not bool(torch.isfinite(loss)):
-            return self._skip_bad_step(f'loss is {loss.item()}', loss_dict)
-        loss.backward()
+        views = self._split_views(batch)
+        loss_dicts, results, finite = [], [], True
+        for view in views:
+            render_inputs = self.model(view)
+            render_results = self.renderer(render_inputs, view)
+            loss_dict = self.model.get_loss_dict(render_results, view)
+            loss = loss_dict['loss']
+            finite = finite and bool(torch.isfinite(loss))
+            if self.world_size == 1 and not finite:
+                return self._skip_bad_step(f'loss is {loss.item()}', loss_dict)
+            (loss / len(views) if len(views) > 1 else loss).backward()
+            loss_dicts.append(loss_dict)
+            results.append(render_results)
+        loss_dict = _mean_loss_dict(loss_dicts)
+        render_results = results[0] if len(results) == 1 else self.renderer.concat_results(results)
         if self.world_size > 1:
-            loss_ok = self._sync_gradients(loss)
-            if not loss_ok:
+            if not self._sync_gradients(finite):
                 return self._skip_bad_step('loss is not finite on some rank', loss_dict)
         bad = self._non_finite_gradients()
         if bad:
@@ -342,17 +374,27 @@ class DefaultTrainer:
         self.optimizer.update_model(**optimizer_dict)
         return {k: v.detach() if torch.is_tensor(v) else v for k, v in loss_dict.items()}
 
-    def _sync_gradients(self, loss: torch.Tensor) -> bool:
+    def _split_views(self, batch: dict) -> list[dict]:
+        """Per-view batches for sequential view batching, else ``[batch]``."""
+        split = getattr(self.data, 'split_views', None)
+        if (self.view_batching == 'joint' or split is None
+                or not hasattr(self.renderer, 'concat_results')):
+            return [batch]
+        return split(batch)
+
+    def _sync_gradients(self, finite: bool) -> bool:
         """Average gradients over ranks (one coalesced all-reduce); True if every loss was
         finite. The flag travels in the same buffer so that all ranks skip together."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        flag = torch.zeros(1, device=loss.device, dtype=params[0].grad.dtype)
-        flag += 0.0 if bool(torch.isfinite(loss)) else 1.0
-        all_reduce_mean_([p.grad for p in params] + [flag])
-        return float(flag) == 0.0
+        flags = torch.tensor([0.0 if finite else 1.0, float(self._stop_requested > 0)],
+                             device=params[0].device, dtype=params[0].grad.dtype)
+        all_reduce_mean_([p.grad for p in params] + [flags])
+        bad, stop = flags.tolist()
+        self._stop_everywhere = stop > 0
+        return bad == 0.0
 
     def _non_finite_gradients(self) -> list[str]:
         """Names of parameters with a NaN/Inf gradient (one host sync per step)."""
@@ -450,8 +492,14 @@ class DefaultTrainer:
         }
 
     def save_model(self, path: str | Path) -> Path:
-        """Write a checkpoint atomically; hooks may add to it in ``before_save_checkpoint``."""
+        """Write a checkpoint atomically; hooks may add to it in ``before_save_checkpoint``.
+
+        Collective when distributed (every rank calls it: rank-local statistics are summed
+        into the checkpoint); only rank 0 writes.
+        """
         checkpoint = self.state_dict()
+        if self.rank != 0:
+            return Path(path)
         self.call_hook('before_save_checkpoint', checkpoint=checkpoint)
         return save_checkpoint(checkpoint, path)
 
@@ -560,6 +608,13 @@ class DefaultTrainer:
     def _restore_signal_handlers(previous: dict) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+    def _stop_agreed(self) -> bool:
+        """Stop after this step? Distributed, the request travels in the step's all-reduce,
+        so every rank stops after the same step even if only some were signalled."""
+        if self.world_size > 1:
+            return self._stop_everywhere
+        return self._stop_requested > 0
 
     def _stop_after_signal(self) -> None:
         path = self.work_dir / f'iter_{self.global_step}.pth'

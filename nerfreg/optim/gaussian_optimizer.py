@@ -127,9 +127,12 @@ class GaussianOptimizer:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
+        """Adam and strategy state; distributed, a collective call that stores the strategy
+        statistics summed over ranks (what one process with all the views would hold)."""
         self.sync_params()
         return dict(adam=self.optimizer.state_dict(),
-                    strategy=self.strategy.state_dict(self.strategy_state),
+                    strategy=self.strategy.state_dict(self.strategy.global_state(
+                        self.strategy_state)),
                     strategy_type=type(self.strategy).__name__,
                     scene_extent=self.scene_extent)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from nerfreg.registry import RENDERERS
 
 _DEPTH_MODES = ('D', 'ED', 'RGB+D', 'RGB+ED')
@@ -49,6 +51,34 @@ class GaussianSplatRenderer:
             out['rgb'] = colors[..., :3]
         if mode in _DEPTH_MODES:
             out['depth'] = colors[..., -1:]
+        return out
+
+    @staticmethod
+    def concat_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+        """Render results of single-view renders, after their backward passes, as one
+        multi-view result: tensors are concatenated over the view axis, and ``meta['means2d']``
+        carries the concatenated gradients (what the densification statistics read)."""
+        if len(results) == 1:
+            return results[0]
+        out: dict[str, Any] = {}
+        for key in results[0]:
+            if key == 'meta':
+                continue
+            values = [r[key] for r in results]
+            out[key] = (torch.cat([v.detach() for v in values]) if torch.is_tensor(values[0])
+                        else values[0])
+        metas = [r['meta'] for r in results]
+        meta: dict[str, Any] = {}
+        for key, value in metas[0].items():
+            if torch.is_tensor(value) and value.dim() > 0:
+                meta[key] = torch.cat([m[key].detach() for m in metas])
+            else:
+                meta[key] = value
+        grads = [m['means2d'].grad for m in metas]
+        if all(g is not None for g in grads):
+            meta['means2d'].grad = torch.cat(grads)
+        meta['n_cameras'] = sum(int(m['n_cameras']) for m in metas)
+        out['meta'] = meta
         return out
 
     def state_dict(self) -> dict[str, Any]:

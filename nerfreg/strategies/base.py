@@ -36,8 +36,19 @@ def all_reduce_statistics(state: dict[str, Any], sum_keys: tuple[str, ...] = (),
     return state
 
 
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 class Strategy:
     """Base strategy: no structure updates."""
+
+    #: per-Gaussian statistics that ranks sum / take the max of before structure decisions
+    sum_statistics: tuple[str, ...] = ()
+    max_statistics: tuple[str, ...] = ()
+    sync_across_ranks: bool = True
 
     def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
         """Fresh strategy state (statistics are created lazily at the first step)."""
@@ -76,7 +87,14 @@ class Strategy:
         The single place where multi-process training all-reduces (sum of gradient
         accumulators and counts, max of radii). A no-op in one process.
         """
-        return state
+        if not self.sync_across_ranks:
+            return state
+        return all_reduce_statistics(state, self.sum_statistics, self.max_statistics)
+
+    def global_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A copy of ``state`` with the statistics combined over ranks (for checkpoints;
+        collective when distributed). ``state`` itself keeps this rank's share."""
+        return self.reduce_state(self.state_dict(state))
 
     def state_dict(self, state: dict[str, Any]) -> dict[str, Any]:
         """Serialisable copy of ``state``."""
@@ -84,8 +102,16 @@ class Strategy:
 
     def load_state_dict(self, state_dict: dict[str, Any],
                         device: torch.device | str | None = None) -> dict[str, Any]:
-        """State rebuilt from ``state_dict`` (tensors moved to ``device``)."""
+        """State rebuilt from ``state_dict`` (tensors moved to ``device``).
+
+        Checkpoints hold statistics summed over ranks (``global_state``): rank 0 takes the
+        sums and the other ranks start theirs at zero, so the next all-reduce is exact.
+        """
         state = self.initialize_state()
         for k, v in state_dict.items():
             state[k] = v.to(device) if isinstance(v, Tensor) and device is not None else v
+        if self.sync_across_ranks and _rank() > 0:
+            for key in self.sum_statistics:
+                if isinstance(state.get(key), Tensor):
+                    state[key] = torch.zeros_like(state[key])
         return state

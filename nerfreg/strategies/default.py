@@ -11,7 +11,7 @@ from torch import Tensor
 from nerfreg.registry import STRATEGIES
 
 from . import ops
-from .base import Params, Strategy, all_reduce_statistics
+from .base import Params, Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ class DefaultStrategy(Strategy):
     radii) before every refinement (on by default; a no-op in one process), so every rank
     clones, splits and prunes the same Gaussians.
     """
+
+    sum_statistics = ('grad2d', 'count')
+    max_statistics = ('radii',)
 
     def __init__(self, refine_start: int = 500, refine_stop: int = 15_000,
                  refine_every: int = 100, reset_every: int = 3000,
@@ -79,6 +82,15 @@ class DefaultStrategy(Strategy):
         return {'grad2d': None, 'count': None, 'radii': None, 'scene_scale': float(scene_scale)}
 
     # ------------------------------------------------------------------ statistics
+    @staticmethod
+    def _reset_statistics(state: dict[str, Any], n: int, device: torch.device) -> None:
+        """Zero statistics for ``n`` Gaussians. The gradient sum is float64, so that the
+        order in which views and ranks add their float32 norms cannot move a Gaussian
+        across ``grow_grad2d`` (one process with B views == B ranks, in practice exactly)."""
+        state['grad2d'] = torch.zeros(n, device=device, dtype=torch.float64)
+        state['count'] = torch.zeros(n, device=device)
+        state['radii'] = torch.zeros(n, device=device)
+
     @torch.no_grad()
     def update_state(self, params: Params, state: dict[str, Any], info: dict[str, Any]) -> None:
         """Accumulate screen-space gradient norms, visibility counts and max radii."""
@@ -100,21 +112,21 @@ class DefaultStrategy(Strategy):
         radii = info['radii'].reshape(grad.shape[0], grad.shape[1], *info['radii'].shape[2:])
         if radii.dim() == 3:  # per-axis radii
             radii = radii.max(dim=-1).values
-        device = grad.device
-        for key in ('grad2d', 'count', 'radii'):
-            if state.get(key) is None or state[key].shape[0] != n:
-                state[key] = torch.zeros(n, device=device)
+        if state.get('grad2d') is None or state['grad2d'].shape[0] != n:
+            self._reset_statistics(state, n, grad.device)
         visible = radii > 0
         gs_ids = torch.where(visible)[1]
-        state['grad2d'].index_add_(0, gs_ids, grad[visible].norm(dim=-1))
+        state['grad2d'].index_add_(0, gs_ids, grad[visible].norm(dim=-1).double())
         state['count'].index_add_(0, gs_ids, torch.ones_like(gs_ids, dtype=torch.float32))
         state['radii'].scatter_reduce_(0, gs_ids, radii[visible].float() / max(width, height),
                                        reduce='amax')
 
-    def reduce_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        if not self.sync_across_ranks:
-            return state
-        return all_reduce_statistics(state, sum_keys=('grad2d', 'count'), max_keys=('radii',))
+    def load_state_dict(self, state_dict: dict[str, Any],
+                        device: torch.device | str | None = None) -> dict[str, Any]:
+        state = super().load_state_dict(state_dict, device)
+        if isinstance(state.get('grad2d'), Tensor):  # older checkpoints stored float32
+            state['grad2d'] = state['grad2d'].double()
+        return state
 
     # ------------------------------------------------------------------ main entry
     def step_post_backward(self, params: Params, optimizer: torch.optim.Optimizer,
@@ -132,8 +144,7 @@ class DefaultStrategy(Strategy):
             n_dupli, n_split = self.grow(params, optimizer, state, step)
             n_prune = self.prune(params, optimizer, state, step)
             n = params['means'].shape[0]
-            for key in ('grad2d', 'count', 'radii'):
-                state[key] = torch.zeros(n, device=params['means'].device)
+            self._reset_statistics(state, n, params['means'].device)
             stats.update(n_dupli=n_dupli, n_split=n_split, n_prune=n_prune)
             if self.verbose:
                 logger.info('step %d: %d cloned, %d split, %d pruned, now %d Gaussians',

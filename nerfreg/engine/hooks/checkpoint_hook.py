@@ -43,9 +43,9 @@ class CheckpointHook(Hook):
     def save_now(self, runner) -> Path:
         """Write a checkpoint for the current step (also used on interruption)."""
         path = Path(runner.work_dir) / self.filename_tmpl.format(runner.global_step)
+        runner.save_model(path)  # collective when distributed; rank 0 writes
         if getattr(runner, 'rank', 0) != 0:
             return path
-        runner.save_model(path)
         atomic_write_bytes(Path(runner.work_dir) / 'last_checkpoint', str(path).encode())
         if path in self.saved:
             self.saved.remove(path)
