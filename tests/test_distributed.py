@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,66 @@ def _assert_equal(dist: dict[str, torch.Tensor], single: dict[str, torch.Tensor]
         assert a.shape == b.shape, key
         if a.is_floating_point():
             assert float((a.double() - b.double()).abs().max()) <= 1e-5, key
+
+
+def _worker_pids(parent: int) -> dict[int, int]:
+    """``{rank: pid}`` of torchrun's worker processes (read from their environment)."""
+    out = {}
+    for child in Path('/proc').iterdir():
+        if not child.name.isdigit():
+            continue
+        try:
+            stat = (child / 'stat').read_text()
+            ppid = int(stat.rsplit(')', 1)[1].split()[1])
+            env = (child / 'environ').read_bytes().split(b'\0')
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid != parent:
+            continue
+        for item in env:
+            if item.startswith(b'RANK='):
+                out[int(item[5:])] = int(child.name)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path('/proc/self/environ').exists(), reason='needs /proc')
+def test_signal_to_one_rank_stops_all_after_the_same_step_and_resumes(tmp_path):
+    """SIGTERM reaching only rank 1 (e.g. a scheduler signalling one node): the request
+    travels in the gradient all-reduce, every rank stops after the same step, rank 0 saves
+    a checkpoint, and the run resumes from it."""
+    work = tmp_path / 'dist'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+           '--standalone', 'tools/train.py', 'configs/gaussian_splatting/demo.py',
+           '--launcher', 'pytorch', '--work-dir', str(work), '--seed', '5',
+           '--cfg-options', 'train_cfg.max_steps=100000', *SMALL,
+           'default_hooks.logger.interval=5']
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            logs = list(work.glob('*.log'))
+            if logs and 'step 40/' in logs[0].read_text():
+                break
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            time.sleep(0.2)
+        else:
+            raise AssertionError('training did not reach step 40')
+        workers = _worker_pids(proc.pid)
+        assert sorted(workers) == [0, 1], workers
+        os.kill(workers[1], signal.SIGTERM)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0  # torchrun reports the interrupted workers
+    marker = work / 'last_checkpoint'
+    assert marker.is_file(), out[-3000:]
+    ckpt_path = Path(marker.read_text().strip())
+    step = load_checkpoint(ckpt_path)['global_step']
+    assert step >= 40 and ckpt_path.name == f'iter_{step}.pth'
+    assert 'Interrupted at step' in list(work.glob('*.log'))[0].read_text()
+    _torchrun(work, step + 10, ['--resume'])
+    assert load_checkpoint(work / f'iter_{step + 10}.pth')['global_step'] == step + 10

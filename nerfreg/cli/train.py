@@ -67,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         from ..engine import DefaultTrainer
         from ..engine.dist import shutdown_distributed
+        from ..engine.errors import TrainingInterrupted
         try:
             DefaultTrainer.from_cfg(build_config(args)).train()
+        except TrainingInterrupted:  # every rank stopped after the same step
+            shutdown_distributed()
+            raise
         except BaseException:
             shutdown_distributed(wait=False)
             raise

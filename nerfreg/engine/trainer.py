@@ -624,6 +624,7 @@ class DefaultTrainer:
                 break
         else:
             self.save_model(path)
+        barrier()  # no rank leaves (and makes torchrun stop the others) before the file exists
         self.logger.warning(f'Interrupted at step {self.global_step}; checkpoint {path}. '
                             'Resume with: python tools/train.py CONFIG --resume '
                             f'--work-dir {self.work_dir}')
