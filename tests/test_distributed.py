@@ -156,3 +156,34 @@ def test_signal_to_one_rank_stops_all_after_the_same_step_and_resumes(tmp_path):
     assert 'Interrupted at step' in list(work.glob('*.log'))[0].read_text()
     _torchrun(work, step + 10, ['--resume'])
     assert load_checkpoint(work / f'iter_{step + 10}.pth')['global_step'] == step + 10
+
+
+def _broadcast_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    from nerfreg.engine.dist import broadcast_
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                            world_size=world)
+    try:
+        values = [torch.full((3,), float(rank + 1)), torch.arange(4) * (rank + 1),
+                  torch.full((2, 2), 10.0 * (rank + 1))]
+        broadcast_(values)
+        torch.save(values, f'{out}.{rank}')
+    finally:
+        dist.destroy_process_group()
+
+
+def test_broadcast_gives_every_rank_rank_zeros_values(tmp_path):
+    """Ranks start from rank 0's model (as DDP does), whatever their own initialisation."""
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    out = str(tmp_path / 'values')
+    mp.spawn(_broadcast_worker, args=(2, port, out), nprocs=2, join=True)
+    for rank in (0, 1):
+        a, b, c = torch.load(f'{out}.{rank}')
+        assert a.tolist() == [1.0] * 3 and b.tolist() == [0, 1, 2, 3]
+        assert b.dtype == torch.int64 and c.tolist() == [[10.0, 10.0]] * 2

@@ -91,6 +91,21 @@ def all_reduce_mean_(tensors: list[torch.Tensor]) -> None:
         t.copy_(synced)
 
 
+def broadcast_(tensors: list[torch.Tensor], src: int = 0) -> None:
+    """Overwrite ``tensors`` in place with rank ``src``'s values (one coalesced broadcast
+    per dtype)."""
+    if not tensors or not is_distributed():
+        return
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for t in tensors:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    for group in by_dtype.values():
+        flat = _flatten_dense_tensors(group)
+        dist.broadcast(flat, src)
+        for t, synced in zip(group, _unflatten_dense_tensors(flat, group)):
+            t.copy_(synced)
+
+
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     """Sum a tensor across ranks (returns it unchanged when not distributed)."""
     if is_distributed():

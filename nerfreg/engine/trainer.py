@@ -32,7 +32,7 @@ from ..utils import get_rng_state, import_plugins, resolve_device, seed_everythi
 from ..utils.plugins import import_custom_modules
 from ..version import __version__
 from .checkpoint import load_checkpoint, save_checkpoint
-from .dist import all_reduce_mean_, all_reduce_sum, barrier, init_distributed
+from .dist import all_reduce_mean_, all_reduce_sum, barrier, broadcast_, init_distributed
 from .errors import NonFiniteError, TrainingInterrupted
 
 DEFAULT_HOOKS = dict(
@@ -307,6 +307,10 @@ class DefaultTrainer:
         """Resume/load if configured, then run steps until ``max_steps``."""
         self.call_hook('before_run')
         self._resume_or_load()
+        if self.world_size > 1:  # like DDP: every rank starts from rank 0's model
+            with torch.no_grad():
+                broadcast_([t.data for t in self.model.state_dict().values()
+                            if torch.is_tensor(t)])
         self.call_hook('before_train')
         self.call_hook('before_train_epoch')
         previous = self._install_signal_handlers()

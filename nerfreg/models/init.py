@@ -13,6 +13,12 @@ def rgb_to_sh0(rgb: Tensor) -> Tensor:
     return (rgb - 0.5) / SH_C0
 
 
+def _sq_dists(a: Tensor, b: Tensor) -> Tensor:
+    """Squared distances by differences: cdist's default matrix-product form loses the
+    small distances to cancellation, and its BLAS rounding can vary between processes."""
+    return torch.cdist(a, b, compute_mode='donot_use_mm_for_euclid_dist').pow(2)
+
+
 def _knn_exact(points: Tensor, k: int, chunk_elems: int = 1 << 24) -> Tensor:
     """Squared distances ``[P, k]`` to the k nearest other points, by chunked cdist."""
     p = points.shape[0]
@@ -20,7 +26,7 @@ def _knn_exact(points: Tensor, k: int, chunk_elems: int = 1 << 24) -> Tensor:
     out = []
     idx = torch.arange(p, device=points.device)
     for start in range(0, p, rows):
-        d2 = torch.cdist(points[start:start + rows], points).pow(2)
+        d2 = _sq_dists(points[start:start + rows], points)
         d2[torch.arange(d2.shape[0], device=points.device), idx[start:start + rows]] = float('inf')
         out.append(d2.topk(min(k, p - 1), dim=1, largest=False).values)
     return torch.cat(out)
@@ -61,7 +67,7 @@ def _knn_morton_pass(points: Tensor, k: int, shift: float, block: int = 512,
         # Clamped neighbours at the ends repeat the block itself: drop them.
         cand_ids[:, :block].masked_fill_((nbr[:, 0] == nbr[:, 1])[:, None], -1)
         cand_ids[:, 2 * block:].masked_fill_((nbr[:, 2] == nbr[:, 1])[:, None], -1)
-        d2 = torch.cdist(blocks[ids], cand).pow(2)
+        d2 = _sq_dists(blocks[ids], cand)
         bad = (cand_ids[:, None, :] < 0) | (cand_ids[:, None, :] == bids[ids][:, :, None])
         d2 = d2.masked_fill(bad, float('inf'))
         vals, pos = d2.topk(k, dim=-1, largest=False)
