@@ -122,3 +122,14 @@ def test_inconsistent_json_is_an_error(tmp_path):
     with pytest.raises(DatasetError, match='fl_x'):
         NGPDataset(root)
     assert torch.is_tensor(NGPDataset(write_ngp(tmp_path / 'ok')).background)
+
+
+def test_scene_reached_through_a_symlink(tmp_path):
+    """A data root that is a symlink (e.g. data -> /mnt/datasets/scene) loads the same."""
+    real = write_ngp(tmp_path / 'real')
+    link = tmp_path / 'link'
+    link.symlink_to(real, target_is_directory=True)
+    a = NGPDataset(real, holdout_every=0)
+    b = NGPDataset(link, holdout_every=0)
+    assert b.train.names == a.train.names
+    assert all(torch.equal(x, y) for x, y in zip(a.train.images, b.train.images))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from .image_io import IMAGE_EXTS, composite, load_downscaled
 
 def resolve_frame_file(root: Path, file_path: str) -> Path | None:
     """Image of a frame's ``file_path`` (relative to ``root``; the extension may be missing)."""
-    path = (root / file_path).resolve() if not Path(file_path).is_absolute() else Path(file_path)
+    # normpath, not resolve(): a data root reached through a symlink must stay the prefix
+    path = Path(os.path.normpath(root / file_path))
     if path.is_file():
         return path
     for ext in IMAGE_EXTS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +22,12 @@ from .image_io import composite, load_views, read_image
 
 _INTR_KEYS = ('fl_x', 'fl_y', 'cx', 'cy', 'w', 'h', 'camera_angle_x', 'camera_angle_y', 'k1',
               'k2', 'k3', 'k4', 'p1', 'p2', 'camera_model', 'is_fisheye')
+
+
+
+def _rel(file: Path, root: Path) -> str:
+    """``file`` relative to ``root``, lexically (symlinked data roots keep working)."""
+    return Path(os.path.relpath(file, root)).as_posix()
 
 
 @DATASETS.register_module()
@@ -60,17 +67,17 @@ class NGPDataset(BaseSceneDataset):
         if not frames:
             raise DatasetError(f'{path}: none of the {len(meta["frames"])} frames has an '
                                'existing image file')
-        frames.sort(key=lambda f: natural_key(f[0].relative_to(path.parent).as_posix()))
+        frames.sort(key=lambda f: natural_key(_rel(f[0], path.parent)))
 
         rows = [self._intrinsics(meta, fr, file, path) for file, fr, _ in frames]
         kmax = max(len(r['dist']) for r in rows)
         dist = np.stack([np.pad(r['dist'], (0, kmax - len(r['dist']))) for r in rows])
         parents = {f[0].parent for f in frames}
         if len(parents) == 1:
-            image_dir = parents.pop().relative_to(path.parent).as_posix()
+            image_dir = _rel(parents.pop(), path.parent)
             names = [f[0].name for f in frames]
         else:
-            image_dir, names = '.', [f[0].relative_to(path.parent).as_posix() for f in frames]
+            image_dir, names = '.', [_rel(f[0], path.parent) for f in frames]
         cameras = Cameras.from_opengl_c2w(
             np.stack([f[2] for f in frames]), fx=[r['fx'] for r in rows],
             fy=[r['fy'] for r in rows], cx=[r['cx'] for r in rows], cy=[r['cy'] for r in rows],
