@@ -131,8 +131,7 @@ class GaussianOptimizer:
         statistics summed over ranks (what one process with all the views would hold)."""
         self.sync_params()
         return dict(adam=self.optimizer.state_dict(),
-                    strategy=self.strategy.state_dict(self.strategy.global_state(
-                        self.strategy_state)),
+                    strategy=self.strategy.global_state(self.strategy_state),  # a copy
                     strategy_type=type(self.strategy).__name__,
                     scene_extent=self.scene_extent)
 
