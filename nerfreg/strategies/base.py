@@ -12,6 +12,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from mmengine.dist import get_rank, get_world_size
 from torch import Tensor, nn
 
 Params = MutableMapping[str, nn.Parameter]
@@ -23,9 +25,7 @@ def all_reduce_statistics(state: dict[str, Any], sum_keys: tuple[str, ...] = (),
 
     A no-op unless ``torch.distributed`` is initialised with more than one process.
     """
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+    if get_world_size() < 2:
         return state
     for key in sum_keys:
         if isinstance(state.get(key), Tensor):
@@ -34,12 +34,6 @@ def all_reduce_statistics(state: dict[str, Any], sum_keys: tuple[str, ...] = (),
         if isinstance(state.get(key), Tensor):
             dist.all_reduce(state[key], op=dist.ReduceOp.MAX)
     return state
-
-
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 class Strategy:
@@ -110,7 +104,7 @@ class Strategy:
         state = self.initialize_state()
         for k, v in state_dict.items():
             state[k] = v.to(device) if isinstance(v, Tensor) and device is not None else v
-        if self.sync_across_ranks and _rank() > 0:
+        if self.sync_across_ranks and get_rank() > 0:
             for key in self.sum_statistics:
                 if isinstance(state.get(key), Tensor):
                     state[key] = torch.zeros_like(state[key])
