@@ -1,0 +1,35 @@
+"""A checkpoint written by nerfreg before the engine refactor still resumes, bit for bit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from nerfreg.engine import DefaultTrainer, load_checkpoint
+
+FIXTURES = Path(__file__).parent / 'fixtures'
+sys.path.insert(0, str(FIXTURES))
+
+from make_old_checkpoint import tiny_demo_cfg  # noqa: E402
+
+
+def test_old_checkpoint_loads_with_weights_only():
+    checkpoint = load_checkpoint(FIXTURES / 'old_demo_iter4.pth', weights_only=True)
+    assert checkpoint['global_step'] == 4
+    assert checkpoint['model']['params.means'].shape == (300, 3)
+
+
+def test_old_checkpoint_resumes_to_the_same_parameters_as_the_old_code(tmp_path):
+    cfg = tiny_demo_cfg(tmp_path / 'work', tmp_path / 'data')
+    cfg.merge_from_dict({'train_cfg.max_steps': 6,
+                         'resume': str(FIXTURES / 'old_demo_iter4.pth')})
+    trainer = DefaultTrainer.from_cfg(cfg)
+    trainer.train()
+    expected = json.loads((FIXTURES / 'old_demo_iter4_resumed_to_6.json').read_text())
+    assert trainer.global_step == expected.pop('global_step') == 6
+    got = {k: float(v.double().sum()) for k, v in trainer.model.state_dict().items()
+           if torch.is_tensor(v) and v.is_floating_point()}
+    assert got == expected
