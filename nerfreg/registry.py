@@ -14,6 +14,7 @@ from typing import Any
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
@@ -93,8 +94,10 @@ METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='nerfreg',
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope='nerfreg',
                        locations=['nerfreg.visualization'])
 EXPORTERS = Registry('exporter', scope='nerfreg', locations=['nerfreg.exporters'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='nerfreg',
+                 locations=['nerfreg.engine.loops'])
 
 __all__ = [
     'DATASETS', 'RENDERERS', 'MODELS', 'OPTIMIZERS', 'PARAM_SCHEDULERS', 'STRATEGIES',
-    'HOOKS', 'METRICS', 'VISBACKENDS', 'EXPORTERS', 'Registry', 'UnknownTypeError',
+    'HOOKS', 'METRICS', 'VISBACKENDS', 'EXPORTERS', 'LOOPS', 'Registry', 'UnknownTypeError',
 ]

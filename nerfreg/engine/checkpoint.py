@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import errno
 import io
-import os
-import tempfile
+import os  # noqa: F401  (kept: tests fault-inject writes through checkpoint.os)
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..utils.fileio import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 'nerfreg-checkpoint'
 CHECKPOINT_VERSION = 1
@@ -21,38 +22,6 @@ CHECKPOINT_VERSION = 1
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be written or read; the message names the file and the fix."""
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some filesystems do not allow opening directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(checkpoint: dict, path: str | Path) -> Path:

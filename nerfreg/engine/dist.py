@@ -91,6 +91,20 @@ def all_reduce_mean_(tensors: list[torch.Tensor]) -> None:
         t.copy_(synced)
 
 
+def sync_gradients(model: torch.nn.Module, finite: bool, stop: bool) -> tuple[bool, bool]:
+    """Average the gradients of ``model`` over ranks with one coalesced all-reduce that
+    also carries two flags; returns (every rank's loss was finite, some rank must stop)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flags = torch.tensor([0.0 if finite else 1.0, float(stop)],
+                         device=params[0].device, dtype=params[0].grad.dtype)
+    all_reduce_mean_([p.grad for p in params] + [flags])
+    bad, stop_any = flags.tolist()
+    return bad == 0.0, stop_any > 0
+
+
 def broadcast_(tensors: list[torch.Tensor], src: int = 0) -> None:
     """Overwrite ``tensors`` in place with rank ``src``'s values (one coalesced broadcast
     per dtype)."""

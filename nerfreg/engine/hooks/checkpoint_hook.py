@@ -7,7 +7,7 @@ from pathlib import Path
 from mmengine.hooks import Hook
 
 from ...registry import HOOKS
-from ..checkpoint import atomic_write_bytes
+from ...utils.fileio import atomic_write_bytes
 
 
 @HOOKS.register_module()
@@ -39,6 +39,11 @@ class CheckpointHook(Hook):
         last = self.save_last and step == runner.max_iters
         if due or last:
             self.save_now(runner)
+
+    def on_checkpoint_request(self, runner, request) -> None:
+        """Answer the trainer's request for a checkpoint now (e.g. on interruption)."""
+        if request.path is None:
+            request.path = self.save_now(runner)
 
     def save_now(self, runner) -> Path:
         """Write a checkpoint for the current step (also used on interruption)."""

@@ -17,18 +17,23 @@ class FinalExportHook(Hook):
     ``TestOutputHook`` (registered if the config has none) so that ``<work_dir>/test/``
     holds renders, ground truth, a comparison sheet and ``metrics.json``. Ends with one log
     line listing the outputs. Export is rank 0 only; the test runs on every rank.
+
+    ``exporters``: more formats from the ``EXPORTERS`` registry, each
+    ``dict(type='XExporter', filename='name.ext', **its_args)`` (``filename`` defaults to
+    ``scene`` + the exporter's ``suffix``).
     """
 
     priority = 'LOW'
 
     def __init__(self, export_ply: bool = True, ply_name: str = 'point_cloud.ply',
                  export_splat: bool = False, splat_name: str = 'scene.splat',
-                 run_test: bool = True) -> None:
+                 run_test: bool = True, exporters: list[dict] | None = None) -> None:
         self.export_ply = bool(export_ply)
         self.ply_name = ply_name
         self.export_splat = bool(export_splat)
         self.splat_name = splat_name
         self.run_test = bool(run_test)
+        self.exporters = [dict(e) for e in exporters or []]
 
     def after_train(self, runner) -> None:
         work_dir = Path(runner.work_dir)
@@ -44,6 +49,8 @@ class FinalExportHook(Hook):
             if self.export_splat:
                 from ...exporters import write_splat
                 outputs.append(f'splat {write_splat(runner.model, work_dir / self.splat_name)}')
+            for cfg in self.exporters:
+                outputs.append(self._export(runner.model, work_dir, dict(cfg)))
         if self.run_test and self._has_test_views(runner):
             hook = next((h for h in runner.hooks if isinstance(h, TestOutputHook)), None)
             if hook is None:
@@ -59,6 +66,15 @@ class FinalExportHook(Hook):
         if getattr(runner, 'rank', 0) == 0:
             runner.logger.info(f'Training finished at step {runner.global_step}. Outputs in '
                                f'{work_dir}: ' + '; '.join(outputs))
+
+    @staticmethod
+    def _export(model, work_dir: Path, cfg: dict) -> str:
+        from ...registry import EXPORTERS
+        from ..exporting import export_formats, export_model
+        name = cfg.pop('type')
+        fmt = next((k for k, c in export_formats().items() if c is EXPORTERS.get(name)), name)
+        filename = cfg.pop('filename', None) or f'scene{getattr(EXPORTERS.get(name), "suffix", "")}'
+        return f'{fmt} {export_model(model, work_dir / filename, fmt, **cfg)}'
 
     @staticmethod
     def _has_test_views(runner) -> bool:
