@@ -1,4 +1,5 @@
-"""``nerfreg-test`` / ``tools/test.py``: render and score the test split of a checkpoint."""
+"""``nerfreg-test`` / ``tools/test.py``: render and score the test split of a checkpoint
+(a wrapper over ``nerfreg.apis.init_model`` + ``evaluate``)."""
 
 from __future__ import annotations
 
@@ -29,50 +30,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def ensure_test_output_hook(trainer, out_dir: str | None = None,
-                            save_images: bool = True):
-    """The trainer's ``TestOutputHook``, registered with defaults when the config lacks it."""
-    from ..engine.hooks import TestOutputHook
-    hook = next((h for h in trainer.hooks if isinstance(h, TestOutputHook)), None)
-    if hook is None:
-        hook = TestOutputHook()
-        trainer.register_hook(hook)
-    if out_dir:
-        hook.out_dir = out_dir
-    if not save_images:
-        hook.save_images = False
-    return hook
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def run() -> int:
         import json
 
-        from ..engine import DefaultTrainer
+        from ..apis import evaluate, init_model
         from ..utils.config import load_config
         cfg = load_config(args.config, args.cfg_options)
-        cfg.work_dir = args.work_dir or cfg.get('work_dir') or str(
+        work_dir = args.work_dir or cfg.get('work_dir') or str(
             Path('work_dirs') / Path(args.config).stem)
-        if args.device:
-            cfg.device = args.device
-        cfg.resume = False
-        cfg.load_from = None
-        trainer = DefaultTrainer.from_cfg(cfg)
-        hook = ensure_test_output_hook(trainer, args.out_dir, not args.no_images)
-        hook.checkpoint = str(Path(args.checkpoint).resolve())
-        if Path(args.checkpoint).suffix.lower() == '.ply':
-            from ..exporters import load_ply_into_model
-            load_ply_into_model(trainer.model, args.checkpoint)
-            model = trainer.model
-            if hasattr(model, 'set_step'):  # a PLY carries its full SH degree
-                model.set_step(max(1, getattr(model, 'sh_degree_interval', 1))
-                               * getattr(model, 'sh_degree', 3))
-            metrics = trainer.test()
-        else:
-            metrics = trainer.test(args.checkpoint)
-        print(json.dumps({'step': trainer.global_step, **metrics}))
+        loaded = init_model(cfg, args.checkpoint, args.device or 'auto')
+        metrics = evaluate(loaded, 'test', work_dir=work_dir, write_outputs=True,
+                           out_dir=args.out_dir, save_images=not args.no_images)
+        print(json.dumps({'step': loaded.step, **metrics}))
         return 0
 
     return run_with_clear_errors(run)
