@@ -27,6 +27,7 @@ from mmengine.visualization import Visualizer
 
 from ..registry import DATASETS, LOOPS, MODELS, OPTIMIZERS, PARAM_SCHEDULERS, RENDERERS
 from ..utils import import_plugins, resolve_device, seed_everything
+from ..utils.compile_notice import announce_kernel_compiles
 from ..utils.fileio import ensure_writable_dir
 from ..utils.plugins import import_custom_modules
 from . import run_state
@@ -92,6 +93,7 @@ class DefaultTrainer:
         DefaultScope.get_instance(self.experiment_name, scope_name='nerfreg')
         import_plugins()
         import_custom_modules(cfg.get('custom_imports'))
+        announce_kernel_compiles()  # one line before a first-run numba compile
         for warning in check_config(cfg):
             self.logger.warning(warning)
 
