@@ -64,3 +64,19 @@ def test_ensure_writable_dir_names_the_folder_and_the_fix(tmp_path):
     with pytest.raises(PermissionError, match=r'cache dir .*file/sub is not writable.*NERFREG'):
         ensure_writable_dir(tmp_path / 'file' / 'sub', 'cache dir', 'Set NERFREG_CACHE.')
     assert ensure_writable_dir(tmp_path / 'a' / 'b').is_dir()
+
+
+def test_library_log_messages_reach_the_run_log_file(tmp_path):
+    import logging
+
+    from nerfreg.engine import DefaultTrainer
+    from nerfreg.utils.config import load_config
+    sys.path.insert(0, str(Path(__file__).parent / 'toy_plugin'))
+    cfg = load_config(Path(__file__).parent / 'configs' / 'toy.py')
+    cfg.work_dir = str(tmp_path / 'work')
+    trainer = DefaultTrainer.from_cfg(cfg)
+    logging.getLogger('nerfreg.strategies.default').info('step 7: 3 cloned (a strategy says)')
+    for handler in trainer.logger.handlers:
+        handler.flush()
+    (log,) = Path(trainer.work_dir).glob('*.log')
+    assert 'step 7: 3 cloned (a strategy says)' in log.read_text()

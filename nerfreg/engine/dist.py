@@ -1,5 +1,9 @@
 """Process-group set-up for ``--launcher pytorch|slurm`` and the collectives the trainer uses.
 
+Rank, world size, barrier and the reductions are mmengine's (``mmengine.dist``: no-ops
+when not distributed); this module adds what it lacks: the gloo set-up on CPU-only torch,
+coalesced broadcasts, and the gradient all-reduce with the step's flags.
+
 On CUDA this is mmengine's ``init_dist`` (NCCL). mmengine's initialiser always calls
 ``torch.cuda.set_device``, which a CPU-only torch build rejects, so on CPU the gloo group is
 created here directly from the same environment variables torchrun / SLURM provide.
@@ -13,19 +17,15 @@ import sys
 
 import torch
 import torch.distributed as dist
+from mmengine.dist import (
+    all_reduce,
+    all_reduce_params,
+    barrier,
+    get_rank,
+    get_world_size,
+    is_distributed,
+)
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-
-
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def get_rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
-def get_world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
 
 
 def _slurm_environment(port: int = 29500) -> None:
@@ -81,14 +81,9 @@ def _share_cpu_threads() -> None:
 
 
 def all_reduce_mean_(tensors: list[torch.Tensor]) -> None:
-    """Average ``tensors`` in place across ranks with one coalesced all-reduce."""
-    if not tensors or not is_distributed():
-        return
-    flat = _flatten_dense_tensors(tensors)
-    dist.all_reduce(flat)
-    flat /= get_world_size()
-    for t, synced in zip(tensors, _unflatten_dense_tensors(flat, tensors)):
-        t.copy_(synced)
+    """Average ``tensors`` in place across ranks with one coalesced all-reduce per dtype."""
+    if tensors and is_distributed():
+        all_reduce_params(tensors, coalesce=True, op='mean')
 
 
 def sync_gradients(model: torch.nn.Module, finite: bool, stop: bool) -> tuple[bool, bool]:
@@ -124,13 +119,8 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     """Sum a tensor across ranks (returns it unchanged when not distributed)."""
     if is_distributed():
         values = values.clone()
-        dist.all_reduce(values)
+        all_reduce(values, op='sum')
     return values
-
-
-def barrier() -> None:
-    if is_distributed():
-        dist.barrier()
 
 
 def shutdown_distributed(wait: bool = True) -> None:
@@ -141,3 +131,8 @@ def shutdown_distributed(wait: bool = True) -> None:
         if wait:
             dist.barrier()
         dist.destroy_process_group()
+
+
+__all__ = ['all_reduce_mean_', 'all_reduce_sum', 'barrier', 'broadcast_', 'get_rank',
+           'get_world_size', 'init_distributed', 'is_distributed', 'shutdown_distributed',
+           'sync_gradients']

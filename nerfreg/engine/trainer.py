@@ -29,6 +29,7 @@ from ..registry import DATASETS, LOOPS, MODELS, OPTIMIZERS, PARAM_SCHEDULERS, RE
 from ..utils import import_plugins, resolve_device, seed_everything
 from ..utils.compile_notice import announce_kernel_compiles
 from ..utils.fileio import ensure_writable_dir
+from ..utils.logging import route_library_logs
 from ..utils.plugins import import_custom_modules
 from . import run_state
 from .checkpoint import save_checkpoint
@@ -89,6 +90,7 @@ class DefaultTrainer:
             self.experiment_name, logger_name='nerfreg',
             log_file=str(self.work_dir / f'{self.timestamp}.log'),
             log_level=cfg.get('log_level', 'INFO') if self.rank == 0 else 'ERROR')
+        route_library_logs(self.logger)  # model/strategy messages reach the log file
         self.message_hub = MessageHub.get_instance(self.experiment_name)
         DefaultScope.get_instance(self.experiment_name, scope_name='nerfreg')
         import_plugins()
