@@ -113,3 +113,21 @@ def test_interrupt_checkpoint_is_requested_from_the_hooks(tmp_path):
     assert marker.endswith('iter_7.pth')
     assert torch.equal(torch.load(info.value.checkpoint, weights_only=True)['model']['w'],
                        trainer.model.w.detach())
+
+
+def test_progress_bars_for_train_val_and_test(tmp_path, capsys, monkeypatch):
+    from rich.progress import Progress
+    added = []
+    real_add = Progress.add_task
+    monkeypatch.setattr(Progress, 'add_task',
+                        lambda self, desc, **kw: added.append(desc) or real_add(self, desc, **kw))
+    cfg = _cfg('toy.py', tmp_path, **{'train_cfg.max_steps': 10,
+                                      'default_hooks.logger.progress_bar': True})
+    trainer = DefaultTrainer.from_cfg(cfg)
+    trainer.train()
+    trainer.test()
+    assert added == ['train', 'val @ step 5', 'val @ step 10', 'test @ step 10']
+    out = capsys.readouterr().out
+    assert 'train ━' in out and '10/10' in out
+    assert 'test @ step 10 ━' in out and '2/?' in out  # 2 views of a split of unknown size
+    assert 'mse' in out.split('test @ step 10 ━')[1]  # the finished bar shows its metrics

@@ -17,7 +17,7 @@ import torch
 from mmengine.config import Config
 
 from ..engine.checkpoint import load_checkpoint
-from ..engine.interfaces import StepAware
+from ..engine.interfaces import HasScene, Stateful, StepAware
 from ..registry import DATASETS, MODELS, RENDERERS
 from ..utils import import_plugins, resolve_device
 from ..utils.config import load_config
@@ -69,7 +69,7 @@ def build_scene(cfg: Config) -> Any:
     for key in PIPELINE_KEYS:
         data_cfg.pop(key, None)
     scene = DATASETS.build(data_cfg)
-    return getattr(scene, 'dataset', scene)
+    return scene.dataset if isinstance(scene, HasScene) else scene
 
 
 def set_final_stage(model: torch.nn.Module) -> None:
@@ -110,7 +110,7 @@ def init_model(config: str | Path | Config | dict, checkpoint_or_ply: str | Path
                 unsafe_load = bool(cfg.get('unsafe_load', False))
             ckpt = load_checkpoint(path, map_location='cpu', weights_only=not unsafe_load)
             model.load_state_dict(ckpt['model'])
-            if ckpt.get('renderer') and hasattr(renderer, 'load_state_dict'):
+            if ckpt.get('renderer') and isinstance(renderer, Stateful):
                 renderer.load_state_dict(ckpt['renderer'])
             step = int(ckpt.get('global_step', 0))
     model.to(device).eval()
@@ -164,7 +164,7 @@ def evaluate(loaded: LoadedModel, split: str = 'test', work_dir: str | Path | No
     trainer = DefaultTrainer.from_cfg(cfg)
     trainer.model.load_state_dict(loaded.model.state_dict())
     trainer.model.to(trainer.device)
-    if hasattr(trainer.renderer, 'load_state_dict') and hasattr(loaded.renderer, 'state_dict'):
+    if isinstance(trainer.renderer, Stateful) and isinstance(loaded.renderer, Stateful):
         trainer.renderer.load_state_dict(loaded.renderer.state_dict())
     trainer.global_step = loaded.step
     if write_outputs:

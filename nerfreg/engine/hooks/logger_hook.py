@@ -39,6 +39,7 @@ class LoggerHook(Hook):
         self._progress = None
         self._task = None
         self._t_last = None
+        self._eval: tuple | None = None  # (progress, task, owns the progress) of val/test
 
     # ---------------------------------------------------------------- helpers
     def _use_progress(self, runner) -> bool:
@@ -64,24 +65,71 @@ class LoggerHook(Hook):
         return scalars
 
     # ---------------------------------------------------------------- stages
+    @staticmethod
+    def _new_progress():
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        progress = Progress(
+            TextColumn('[bold]{task.description}'), BarColumn(), MofNCompleteColumn(),
+            TextColumn('{task.fields[info]}'), TimeElapsedColumn(), TimeRemainingColumn(),
+            transient=False, refresh_per_second=4)
+        progress.start()
+        return progress
+
     def before_train(self, runner) -> None:
         self._t_last = time.perf_counter()
         if self._use_progress(runner):
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            self._progress = Progress(
-                TextColumn('[bold]train'), BarColumn(), MofNCompleteColumn(),
-                TextColumn('{task.fields[info]}'), TimeElapsedColumn(), TimeRemainingColumn(),
-                transient=False, refresh_per_second=4)
-            self._progress.start()
+            self._progress = self._new_progress()
             self._task = self._progress.add_task('train', total=runner.max_iters,
                                                  completed=runner.global_step, info='')
+
+    # validation and test get a bar of their own (below the train bar while training)
+    def _eval_begin(self, runner, mode: str) -> None:
+        if not self._use_progress(runner):
+            return
+        loop = getattr(runner, f'{mode}_loop', None)
+        split = getattr(getattr(runner, 'scene', None), getattr(loop, 'split', mode), None)
+        try:
+            total = len(split) if split is not None else None
+        except TypeError:
+            total = None
+        progress = self._progress or self._new_progress()
+        task = progress.add_task(f'{mode} @ step {runner.global_step}', total=total, info='')
+        self._eval = (progress, task, progress is not self._progress)
+
+    def _eval_advance(self) -> None:
+        if self._eval is not None:
+            self._eval[0].advance(self._eval[1])
+
+    def _eval_end(self, metrics) -> None:
+        if self._eval is None:
+            return
+        progress, task, owned = self._eval
+        text = ' '.join(f'{k} {v:.4f}' for k, v in (metrics or {}).items())
+        progress.update(task, info=text)
+        if owned:
+            progress.stop()
+        else:
+            progress.remove_task(task)
+        self._eval = None
+
+    def before_val_epoch(self, runner) -> None:
+        self._eval_begin(runner, 'val')
+
+    def before_test_epoch(self, runner) -> None:
+        self._eval_begin(runner, 'test')
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._eval_advance()
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._eval_advance()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         now = time.perf_counter()
@@ -116,6 +164,7 @@ class LoggerHook(Hook):
             runner.log_scalars(scalars, step=step)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
+        self._eval_end(metrics)
         if not metrics:
             return
         text = ' '.join(f'{k} {v:.4f}' for k, v in metrics.items())
@@ -123,6 +172,7 @@ class LoggerHook(Hook):
         runner.log_scalars({f'val/{k}': v for k, v in metrics.items()})
 
     def after_test_epoch(self, runner, metrics=None) -> None:
+        self._eval_end(metrics)
         if metrics:
             text = ' '.join(f'{k} {v:.4f}' for k, v in metrics.items())
             runner.logger.info(f'test @ step {runner.global_step}: {text}')
