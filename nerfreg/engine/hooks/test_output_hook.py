@@ -13,6 +13,7 @@ import torch
 from mmengine.hooks import Hook
 
 from ...registry import HOOKS
+from ...utils.fileio import atomic_write_bytes
 from .visualization_hook import safe_name
 
 
@@ -208,9 +209,7 @@ class TestOutputHook(Hook):
             result['comparison'] = 'comparison.png'
             save_image(out / 'comparison.png', vconcat(self._rows))
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / 'metrics.json.tmp'
-        tmp.write_text(json.dumps(result, indent=2))
-        tmp.replace(out / 'metrics.json')
+        atomic_write_bytes(out / 'metrics.json', json.dumps(result, indent=2).encode())
         self.result = result
         self._rows = []
         text = ' '.join(f'{k} {v:.4f}' for k, v in mean.items() if v is not None)
