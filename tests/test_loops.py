@@ -131,3 +131,25 @@ def test_progress_bars_for_train_val_and_test(tmp_path, capsys, monkeypatch):
     assert 'train ━' in out and '10/10' in out
     assert 'test @ step 10 ━' in out and '2/?' in out  # 2 views of a split of unknown size
     assert 'mse' in out.split('test @ step 10 ━')[1]  # the finished bar shows its metrics
+
+
+def test_a_minimal_plugin_pipeline_needs_only_the_two_data_methods(tmp_path):
+    """Pipelines without state_dict (like benchmarks/bench_trainer_overhead.py's) still
+    train, as before the protocols; they just have no data state in checkpoints."""
+    from nerfreg.registry import DATASETS
+
+    @DATASETS.register_module(force=True)
+    class MinimalData:
+        def __init__(self, **kwargs) -> None:
+            self.x, self.y = torch.randn(8, 8), torch.randn(8, 1)
+
+        def next_train_batch(self) -> dict:
+            return {'x': self.x, 'y': self.y}
+
+        def iter_split(self, split: str):
+            return iter([{'x': self.x, 'y': self.y}])
+
+    trainer = DefaultTrainer.from_cfg(_cfg('toy.py', tmp_path, data=dict(
+        _delete_=True, type='MinimalData')))
+    trainer.train()
+    assert trainer.global_step == 20 and trainer.state_dict()['data'] == {}

@@ -13,18 +13,16 @@ from typing import Any, Iterable, Protocol, runtime_checkable
 
 @runtime_checkable
 class DataPipelineProtocol(Protocol):
-    """Training views in a seeded order, evaluation splits in order, resumable position.
+    """Training views in a seeded order, evaluation splits in order.
 
-    Distributed evaluation calls ``iter_split(split, shard=True)`` (this rank's views).
+    Distributed evaluation calls ``iter_split(split, shard=True)`` (this rank's views). A
+    pipeline that is also ``Stateful`` has its order and position saved in checkpoints
+    (needed for an exact resume).
     """
 
     def next_train_batch(self) -> dict: ...
 
     def iter_split(self, split: str) -> Iterable[dict]: ...
-
-    def state_dict(self) -> dict: ...
-
-    def load_state_dict(self, state: dict) -> None: ...
 
 
 @runtime_checkable
@@ -66,7 +64,7 @@ class OptimizerProtocol(Protocol):
 # ---------------------------------------------------------------- optional capabilities
 @runtime_checkable
 class Stateful(Protocol):
-    """Has state to put in checkpoints (renderers may)."""
+    """Has state to put in checkpoints (data pipelines and renderers may)."""
 
     def state_dict(self) -> dict: ...
 
