@@ -27,7 +27,8 @@ class DataPipelineProtocol(Protocol):
 
 @runtime_checkable
 class ModelProtocol(Protocol):
-    """An ``nn.Module``: batch -> render inputs; losses, optimizer inputs and metrics."""
+    """An ``nn.Module``: batch -> render inputs; losses and optimizer inputs. Validation
+    and test also need ``MetricProvider``."""
 
     def __call__(self, batch: dict) -> Any: ...
 
@@ -35,8 +36,6 @@ class ModelProtocol(Protocol):
 
     def get_optimizer_dict(self, loss_dict: dict, render_results: dict, batch: dict,
                            step: int) -> dict: ...
-
-    def get_metric_dict(self, render_results: dict, batch: dict) -> dict: ...
 
     def state_dict(self) -> dict: ...
 
@@ -52,16 +51,23 @@ class RendererProtocol(Protocol):
 
 @runtime_checkable
 class OptimizerProtocol(Protocol):
-    """Parameter and structure update from the model's optimizer dict; resumable state."""
+    """Parameter and structure update from the model's optimizer dict; its state for
+    checkpoints (a resume also calls ``load_state_dict``)."""
 
     def update_model(self, **optimizer_dict: Any) -> Any: ...
 
     def state_dict(self) -> dict: ...
 
-    def load_state_dict(self, state: dict) -> None: ...
-
 
 # ---------------------------------------------------------------- optional capabilities
+@runtime_checkable
+class MetricProvider(Protocol):
+    """A model that scores renders (``{'psnr': [B], ...}``): checked when a val/test loop
+    starts, so a model that is only trained need not have it."""
+
+    def get_metric_dict(self, render_results: dict, batch: dict) -> dict: ...
+
+
 @runtime_checkable
 class Stateful(Protocol):
     """Has state to put in checkpoints (data pipelines and renderers may)."""
@@ -129,5 +135,5 @@ def require(obj: Any, protocol: type, key: str) -> None:
 
 
 __all__ = ['DataPipelineProtocol', 'ModelProtocol', 'RendererProtocol', 'OptimizerProtocol',
-           'Stateful', 'HasScene', 'SceneInitialised', 'StepAware', 'ViewSplitter',
-           'ResultConcatenator', 'GradientResettable', 'require']
+           'MetricProvider', 'Stateful', 'HasScene', 'SceneInitialised', 'StepAware',
+           'ViewSplitter', 'ResultConcatenator', 'GradientResettable', 'require']

@@ -17,6 +17,7 @@ import torch
 
 from ..registry import LOOPS
 from .dist import all_reduce_sum, barrier
+from .interfaces import MetricProvider, require
 from .interrupt import stop_on_interrupt
 
 
@@ -92,6 +93,7 @@ class _EvalLoop(BaseLoop):
     @torch.no_grad()
     def run(self) -> dict[str, float]:
         runner, mode = self.runner, self.mode
+        require(runner.model, MetricProvider, 'model')
         runner.model.eval()
         runner.call_hook(f'before_{mode}')
         runner.call_hook(f'before_{mode}_epoch')
