@@ -8,7 +8,7 @@ _base_ = [
     '../_base_/datasets/colmap.py',
     '../_base_/schedules/gs_short.py',
 ]
-data = dict(downscale=4)
+data = dict(dataset=dict(downscale=4))
 max_steps = 10000
 train_cfg = dict(max_steps=max_steps, val_interval=2000)
 param_scheduler = [

@@ -15,6 +15,46 @@ from .base import BaseSceneDataset, DatasetError, SceneSplit
 
 #: Above this many bytes of decoded images the pipeline warns (images live in RAM / VRAM).
 LARGE_SCENE_BYTES = 4 * 2**30
+#: Keys of ``data`` that configure the pipeline; everything else describes the dataset.
+PIPELINE_KEYS = ('batch_size', 'image_device', 'shuffle')
+
+_FLAT_WARNED = False
+
+
+def split_data_cfg(cfg: Mapping) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pipeline kwargs, dataset config) of a ``data`` config section.
+
+    The nested form is ``dict(batch_size=1, shuffle=True, dataset=dict(type=..., ...))``.
+    Any other key at the top level (``--cfg-options data.data_root=...``, or a child config's
+    ``data = dict(downscale=8)`` over a nested base) is a dataset key and overrides the one
+    in ``dataset``. The old flat form (no ``dataset``) still works, with one warning.
+    """
+    global _FLAT_WARNED
+    cfg = copy.deepcopy(dict(cfg))
+    pipe = {k: cfg.pop(k) for k in PIPELINE_KEYS if k in cfg}
+    if 'dataset' in cfg:
+        nested = cfg.pop('dataset')
+        if not isinstance(nested, Mapping):
+            raise TypeError(f'data.dataset must be a dict with a `type`, got {nested!r}')
+        dataset = dict(nested)
+        moved = [f'{k}={v!r}' for k, v in cfg.items() if dataset.get(k, v) != v]
+        dataset.update(cfg)
+        if moved:
+            print_log('data: top-level key(s) ' + ', '.join(moved) + ' override data.dataset',
+                      logger='current')
+    else:
+        dataset = cfg
+        if not _FLAT_WARNED and dataset:
+            _FLAT_WARNED = True
+            print_log("data: the flat form is deprecated; nest the dataset keys: data = dict("
+                      "batch_size=..., shuffle=..., dataset=dict(type=..., data_root=...))",
+                      logger='current', level=30)
+    return pipe, dataset
+
+
+def build_dataset(cfg: Mapping) -> BaseSceneDataset:
+    """The scene dataset of a ``data`` config section (nested or flat; pipeline keys ignored)."""
+    return DATASETS.build(split_data_cfg(cfg)[1])
 
 
 class DataPipeline:
@@ -71,10 +111,10 @@ class DataPipeline:
     @classmethod
     def from_cfg(cls, cfg: Mapping, device: str | torch.device = 'cpu', seed: int = 0,
                  rank: int = 0, world_size: int = 1) -> DataPipeline:
-        """Pop ``batch_size``, ``image_device``, ``shuffle``; build the rest via ``DATASETS``."""
-        cfg = copy.deepcopy(dict(cfg))
-        kwargs = {k: cfg.pop(k) for k in ('batch_size', 'image_device', 'shuffle') if k in cfg}
-        dataset = DATASETS.build(cfg)
+        """Pipeline from a ``data`` config: ``PIPELINE_KEYS`` here, the dataset built via
+        ``DATASETS`` (nested or flat form, see ``split_data_cfg``)."""
+        kwargs, dataset_cfg = split_data_cfg(cfg)
+        dataset = DATASETS.build(dataset_cfg)
         return cls(dataset, device=device, seed=seed, rank=rank, world_size=world_size, **kwargs)
 
     # ---- storage --------------------------------------------------------------------------
