@@ -160,6 +160,26 @@ def test_split_data_cfg_nested_flat_and_overrides(tmp_path, monkeypatch):
     pipe = DataPipeline.from_cfg(dict(nested, image_size=8), device='cpu', seed=1)
     assert pipe.batch_size == 2 and not pipe.shuffle
     assert pipe.next_train_batch()['image'].shape == (2, 8, 8, 3)
+    # `type='DataPipeline'` makes `data` itself a registry entry (as the shipped configs do):
+    # the trainer builds it with its device / seed / rank, and `DATASETS.build` of the
+    # section without the pipeline keys still yields the pipeline and its dataset
+    from nerfreg.datasets import build_dataset
+    from nerfreg.registry import DATASETS
+    typed = dict(nested, type='DataPipeline', image_size=8)
+    assert split_data_cfg(typed) == split_data_cfg(dict(nested, image_size=8))
+    built = DATASETS.build(typed, default_args=dict(device='cpu', seed=1, rank=0,
+                                                    world_size=1))
+    assert isinstance(built, DataPipeline) and built.batch_size == 2
+    assert built.next_train_batch()['index'].tolist() == [0, 1]
+    assert built.dataset.train.images[0].shape == (8, 8, 3)
+    assert build_dataset(typed).train.images[0].shape == (8, 8, 3)
+    # switching the dataset type from the top level still works
+    switched = dict(dataset=dict(type='ColmapDataset', data_root='nowhere'),
+                    type='BlenderDataset', data_root=scene['data_root'])  # data.type=...
+    blender = build_dataset(switched)
+    assert type(blender).__name__ == 'BlenderDataset'
+    with pytest.raises(TypeError, match='already built dataset'):
+        DataPipeline(built.dataset, data_root='x')
 
 
 def test_split_views_inverts_make_batch():

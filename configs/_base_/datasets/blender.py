@@ -1,5 +1,6 @@
 # NeRF-synthetic ("Blender") scene: transforms_{train,val,test}.json with RGBA PNGs.
 data = dict(
+    type='DataPipeline',
     batch_size=1,
     image_device='cpu',
     shuffle=True,

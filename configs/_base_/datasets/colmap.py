@@ -1,8 +1,9 @@
-# COLMAP scene (the "cup" photos beside the repo). `data` holds the pipeline keys
-# (batch_size, image_device, shuffle) and `dataset`, which builds ColmapDataset. Paths are
+# COLMAP scene (the "cup" photos beside the repo). `data` is the pipeline (its keys:
+# batch_size, image_device, shuffle) and `dataset`, which builds ColmapDataset. Paths are
 # relative to the working directory; `--cfg-options data.data_root=...` also works (dataset
 # keys given at the top level of `data` override `data.dataset`).
 data = dict(
+    type='DataPipeline',
     batch_size=1,
     image_device='cpu',
     shuffle=True,

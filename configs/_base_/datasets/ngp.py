@@ -1,5 +1,6 @@
 # instant-ngp transforms.json scene (the "fox" photos beside the repo; distortion is undone).
 data = dict(
+    type='DataPipeline',
     batch_size=1,
     image_device='cpu',
     shuffle=True,

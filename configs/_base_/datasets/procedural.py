@@ -1,6 +1,7 @@
 # Built-in ray-traced scene, rendered on first use into ~/.cache/nerfreg/procedural/<hash>
 # (or $NERFREG_CACHE_DIR; set data_root to choose the folder). Sized for a 2-core CPU.
 data = dict(
+    type='DataPipeline',
     batch_size=1,
     image_device='cpu',
     shuffle=True,
