@@ -3,7 +3,8 @@
 For each seed the peer (``../shared/bench/gsplat_ref_train.py``: the 3DGS recipe on gsplat's
 pure-PyTorch rasterizer) and nerfreg (``benchmarks/train_budget.py`` on a config) train for
 the same wall-clock budget of training time (evaluation excluded, as both scripts count it),
-alternating peer, nerfreg, peer, nerfreg, ... so that load from other jobs falls on both.
+alternating peer, nerfreg, peer, nerfreg, ... so that load from other jobs falls on both
+(``--concurrent``: the two sides of a seed at the same time).
 Both use the same scene, downscale and hold-out rule (every ``--test-every``-th image in
 natural name order is test) and train on all the other views (nerfreg's ``val_every`` is set
 to 0 so that its training views are the peer's). Prints mean and standard deviation over the
@@ -37,22 +38,29 @@ def _records(path: Path, kind: str | None = None) -> list[dict]:
     return [r for r in recs if kind is None or r.get('kind') == kind]
 
 
-def run_peer(args, seed: int, out: Path) -> dict:
+def peer_cmd(args, seed: int, out: Path) -> list[str]:
     cmd = [args.peer_python, str(args.peer), '--data', str(args.data_root), '--downscale',
            str(args.downscale), '--test-every', str(args.test_every), '--budget',
-           str(args.budget), '--evals', str(args.budget), '--seed', str(seed), '--out', str(out)]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+           str(args.budget), '--evals', str(args.budget), '--seed', str(seed), '--out', str(out),
+           '--train-eval-n', '1']  # its default scores every training view too (slow)
+    return cmd
+
+
+def peer_row(seed: int, out: Path) -> dict:
     ev = _records(out, 'eval')[-1]
     return dict(side='peer', seed=seed, steps=ev['steps'], gaussians=ev['n_gauss'],
                 train_s=ev['train_s'], psnr=ev['test_psnr'], ssim=ev['test_ssim'])
 
 
-def run_nerfreg(args, seed: int, out: Path, work_dir: Path) -> dict:
+def nerfreg_cmd(args, seed: int, out: Path, work_dir: Path) -> list[str]:
     cmd = [sys.executable, str(REPO / 'benchmarks' / 'train_budget.py'), args.config,
            '--evals', str(args.budget), '--out', str(out), '--work-dir', str(work_dir),
            '--cfg-options', f'data.data_root={args.data_root}', f'data.downscale={args.downscale}',
            f'data.holdout_every={args.test_every}', 'data.val_every=0', f'seed={seed}']
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+    return cmd
+
+
+def nerfreg_row(seed: int, out: Path) -> dict:
     rec = _records(out)[-1]
     return dict(side='nerfreg', seed=seed, steps=rec['step'], gaussians=rec['gaussians'],
                 train_s=rec['train_s'], psnr=rec['psnr'], ssim=rec['ssim'])
@@ -79,7 +87,15 @@ def main() -> None:
     ap.add_argument('--peer-python', default='/tmp/venv-peer/bin/python',
                     help='python of an environment with gsplat 1.5.3 (see the docstring)')
     ap.add_argument('--out', type=Path, default=REPO / 'work_dirs' / 'vs_peer.jsonl')
+    ap.add_argument('--summarize', type=Path, default=None,
+                    help='only print the table of the rows in this JSON-lines file')
+    ap.add_argument('--concurrent', action='store_true',
+                    help='run the two sides of a seed at the same time instead of one after '
+                         'the other (a heavily loaded machine: both see the same load)')
     args = ap.parse_args()
+    if args.summarize is not None:
+        print_table(_records(args.summarize))
+        return
     if not args.peer.is_file():
         raise SystemExit(f'peer loop {args.peer} not found (../shared/bench beside the repo)')
     if not Path(args.peer_python).is_file():
@@ -91,19 +107,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix='vs_peer_') as tmp:
         tmp = Path(tmp)
         for seed in [int(s) for s in args.seeds.split(',')]:
-            for side in ('peer', 'nerfreg'):
-                out = tmp / f'{side}_{seed}.jsonl'
-                row = (run_peer(args, seed, out) if side == 'peer'
-                       else run_nerfreg(args, seed, out, tmp / f'work_{seed}'))
+            outs = {side: tmp / f'{side}_{seed}.jsonl' for side in ('peer', 'nerfreg')}
+            cmds = dict(peer=peer_cmd(args, seed, outs['peer']),
+                        nerfreg=nerfreg_cmd(args, seed, outs['nerfreg'], tmp / f'work_{seed}'))
+            if args.concurrent:  # both sides at once: they see the same background load
+                procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, cwd=REPO)
+                         for c in cmds.values()]
+                if any(p.wait() for p in procs):
+                    raise SystemExit(f'a run of seed {seed} failed: {cmds}')
+            else:
+                for c in cmds.values():
+                    subprocess.run(c, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+            for side, make in (('peer', peer_row), ('nerfreg', nerfreg_row)):
+                row = make(seed, outs[side])
                 row.update(budget_s=args.budget, scene=args.data_root.name,
-                           downscale=args.downscale, config=args.config)
+                           downscale=args.downscale, config=args.config,
+                           concurrent=args.concurrent)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 with open(args.out, 'a') as f:
                     f.write(json.dumps(row) + '\n')
-    print(f'\n{args.data_root.name}, downscale {args.downscale}, every {args.test_every}th '
-          f'image held out, {args.budget:g} s of training, {len(rows) // 2} seeds '
-          '(mean +- standard deviation):')
+    print_table(rows)
+
+
+def print_table(rows: list[dict]) -> None:
+    first = rows[0]
+    seeds = sorted({r['seed'] for r in rows})
+    print(f"\n{first['scene']}, downscale {first['downscale']}, {first['budget_s']:g} s of "
+          f"training, seeds {seeds} (mean +- standard deviation):")
     print('| side | test PSNR | test SSIM | steps | Gaussians |')
     print('|---|---|---|---|---|')
     for side in ('nerfreg', 'peer'):
