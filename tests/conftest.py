@@ -34,3 +34,11 @@ def _seed_and_threads():
     torch.manual_seed(0)
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir_in_tmp(tmp_path_factory, monkeypatch):
+    """Derived images (and the default procedural scene) go to one temp cache per session,
+    never to ~/.cache/nerfreg or beside the data."""
+    monkeypatch.setenv('NERFREG_CACHE_DIR', str(tmp_path_factory.getbasetemp() / 'nerfreg_cache'))
+    yield

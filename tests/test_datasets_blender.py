@@ -57,7 +57,7 @@ def test_blender_resized_copy_uses_real_image_size(small_scene, tmp_path):
     torch.testing.assert_close(small.train.cameras.Ks(), orig.train.cameras.scaled(2).Ks())
     down = BlenderDataset(small_scene, downscale=2)
     torch.testing.assert_close(down.train.cameras.Ks(), small.train.cameras.Ks())
-    assert (small_scene / 'train_2').is_dir()  # writable: resized copies cached
+    assert not (small_scene / 'train_2').exists()  # cached outside the data
 
 
 def test_blender_camera_angle_y_and_missing_val(small_scene):
@@ -104,7 +104,7 @@ def test_procedural_points_project_inside_silhouettes(tmp_path):
 
 @pytest.mark.slow
 def test_procedural_defaults_generate_quickly_into_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv('NERFREG_CACHE', str(tmp_path))
+    monkeypatch.setenv('NERFREG_CACHE_DIR', str(tmp_path))
     t0 = time.perf_counter()
     ds = ProceduralSceneDataset()
     elapsed = time.perf_counter() - t0

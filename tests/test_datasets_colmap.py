@@ -51,7 +51,7 @@ def reprojection_errors(cams: Cameras, model_dir: Path) -> np.ndarray:
 def test_cup_binary_loads_and_reprojects(cup_root):
     ds = DATASETS.build(dict(type='ColmapDataset', data_root=str(cup_root)))
     assert isinstance(ds, ColmapDataset)
-    assert len(ds.train) + len(ds.test) == 77 and len(ds.test) == 10 and ds.val is ds.test
+    assert len(ds.train) + len(ds.test) == 77 and len(ds.test) == 10 and len(ds.val) == 0
     assert ds.test.names[:3] == ['1.jpg', '9.jpg', '18.jpg']  # index % 8 == 0, natural order
     assert ds.train.names[:8] == ['2.jpg', '3.jpg', '4.jpg', '5.jpg', '6.jpg', '7.jpg', '8.jpg',
                                   '10.jpg']
@@ -222,20 +222,84 @@ def test_mixed_sizes_and_per_image_cameras(tmp_path):
         assert int(cam_w) == im.shape[1]
 
 
-def test_downscale_cache_written_when_writable(tmp_path):
-    make_scene(tmp_path, n=4, sizes=((64, 48),))
-    ds = ColmapDataset(tmp_path, downscale=2, holdout_every=0)
-    assert (tmp_path / 'images_2' / '0.png').is_file()
+def files_of(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (relative path -> bytes): detects any write to the folder."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob('*'))
+            if p.is_file()}
+
+
+def test_downscale_cached_outside_the_data(tmp_path, monkeypatch):
+    scene = make_scene(tmp_path / 'scene', n=4, sizes=((64, 48),))
+    monkeypatch.setenv('NERFREG_CACHE_DIR', str(tmp_path / 'cache'))
+    before = files_of(scene)
+    ds = ColmapDataset(scene, downscale=2, holdout_every=0)
     assert tuple(ds.train.images[0].shape) == (24, 32, 3)
-    again = ColmapDataset(tmp_path, downscale=2, holdout_every=0)
-    torch.testing.assert_close(again.train.images[1], ds.train.images[1])
-    shutil.move(tmp_path / 'images', tmp_path / 'originals')  # images_2 alone suffices
-    only = ColmapDataset(tmp_path, downscale=2, holdout_every=0)
-    assert torch.equal(only.train.images[1], ds.train.images[1])
-    shutil.move(tmp_path / 'originals', tmp_path / 'images')
-    ds15 = ColmapDataset(tmp_path, downscale=1.5, holdout_every=0)
+    assert files_of(scene) == before  # nothing written beside the data
+    assert ds.image_cache.stats() == dict(hits=0, misses=4, writes=4)
+    assert len(list((tmp_path / 'cache' / 'images').rglob('*.npy'))) == 4
+    ref = cv2.cvtColor(cv2.imread(str(scene / 'images' / '1.png')), cv2.COLOR_BGR2RGB)
+    ref = cv2.resize(ref, (32, 24), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(ds.train.images[1].numpy(), ref)  # exact INTER_AREA
+    again = ColmapDataset(scene, downscale=2, holdout_every=0)
+    assert again.image_cache.stats() == dict(hits=4, misses=0, writes=0)
+    assert torch.equal(again.train.images[1], ds.train.images[1])
+    # an edited photo gets a new entry (the key holds its size and modification time)
+    cv2.imwrite(str(scene / 'images' / '1.png'), np.zeros((48, 64, 3), np.uint8))
+    edited = ColmapDataset(scene, downscale=2, holdout_every=0)
+    assert edited.image_cache.stats()['hits'] == 3 and int(edited.train.images[1].max()) == 0
+    # explicit cache_dir beats the environment; cache=False keeps nothing
+    other = ColmapDataset(scene, downscale=2, holdout_every=0, cache_dir=tmp_path / 'c2')
+    assert other.image_cache.writes == 4 and (tmp_path / 'c2' / 'images').is_dir()
+    off = ColmapDataset(scene, downscale=2, holdout_every=0, cache=False,
+                        cache_dir=tmp_path / 'c3')
+    assert off.image_cache.writes == 0 and not (tmp_path / 'c3').exists()
+    ds15 = ColmapDataset(scene, downscale=1.5, holdout_every=0)
     assert tuple(ds15.train.images[0].shape) == (32, 43, 3)
-    assert (tmp_path / 'images_1.5').is_dir()
+
+
+def test_damaged_cache_entry_is_recomputed(tmp_path, monkeypatch):
+    scene = make_scene(tmp_path / 'scene', n=2)
+    monkeypatch.setenv('NERFREG_CACHE_DIR', str(tmp_path / 'cache'))
+    ds = ColmapDataset(scene, downscale=2, holdout_every=0)
+    for entry in (tmp_path / 'cache').rglob('*.npy'):
+        entry.write_bytes(entry.read_bytes()[:40])  # truncated (e.g. a full disk)
+    again = ColmapDataset(scene, downscale=2, holdout_every=0)
+    assert again.image_cache.stats() == dict(hits=0, misses=2, writes=2)
+    assert torch.equal(again.train.images[0], ds.train.images[0])
+
+
+def test_prescaled_folder_used_only_when_asked(tmp_path):
+    scene = make_scene(tmp_path, n=4, sizes=((64, 48),))
+    (scene / 'images_2').mkdir()
+    for i in range(4):  # the user's own (here: constant) half-size images
+        cv2.imwrite(str(scene / 'images_2' / f'{i}.png'), np.full((24, 32, 3), 7, np.uint8))
+    ds = ColmapDataset(scene, downscale=2, holdout_every=0)
+    assert int(ds.train.images[0].max()) > 7  # resized from the originals
+    pre = ColmapDataset(scene, downscale=2, holdout_every=0, use_prescaled_images=True)
+    assert int(pre.train.images[0].min()) == int(pre.train.images[0].max()) == 7
+    shutil.move(scene / 'images', scene / 'originals')  # images_2 alone suffices, if asked
+    only = ColmapDataset(scene, downscale=2, holdout_every=0, use_prescaled_images=True)
+    assert torch.equal(only.train.images[1], pre.train.images[1])
+    with pytest.raises(DatasetError, match='does not exist'):
+        ColmapDataset(scene, downscale=2, holdout_every=0)
+
+
+def test_val_split_is_carved_from_training_views(tmp_path):
+    scene = make_scene(tmp_path, n=20)
+    ds = ColmapDataset(scene, holdout_every=4, val_every=3)
+    names = sorted((f'{i}.png' for i in range(20)), key=natural_key)
+    assert ds.test.names == names[::4]
+    others = [n for n in names if n not in ds.test.names]
+    assert ds.val.names == others[::3]
+    assert not set(ds.val.names) & set(ds.train.names)
+    assert not set(ds.val.names) & set(ds.test.names)
+    assert sorted(ds.train.names + ds.val.names + ds.test.names, key=natural_key) == names
+    assert len(ColmapDataset(scene, holdout_every=4).val) == 0  # val_every=0: no val
+    assert ColmapDataset(scene, holdout_every=4, val='test').val.names == ds.test.names
+    with pytest.raises(DatasetError, match="val_every=3 .*val='test'"):
+        ColmapDataset(scene, holdout_every=4, val_every=3, val='test')
+    with pytest.raises(DatasetError, match='leaves no training views'):
+        ColmapDataset(scene, holdout_every=4, val_every=1)
 
 
 @pytest.mark.parametrize('model,extra', [
@@ -248,9 +312,10 @@ def test_distorted_models_are_undistorted(tmp_path, model, extra):
     cams = ds.train.cameras
     assert cams.dist is None and tuple(ds.train.images[0].shape) == (48, 64, 3)
     assert 0.9 * 51.2 < float(cams.fx[0]) < 1.2 * 51.2
-    assert (tmp_path / '.nerfreg_cache').is_dir()  # undistorted images cached (writable root)
+    assert not (tmp_path / '.nerfreg_cache').exists() and ds.image_cache.writes == 3
     again = ColmapDataset(tmp_path, holdout_every=0)
-    assert torch.equal(again.train.images[0], ds.train.images[0])  # lossless PNG cache
+    assert again.image_cache.stats() == dict(hits=3, misses=0, writes=0)
+    assert torch.equal(again.train.images[0], ds.train.images[0])  # lossless cache
 
 
 def test_unsupported_model_names_model_and_supported(tmp_path):

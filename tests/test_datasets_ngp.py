@@ -23,7 +23,7 @@ def test_fox_loads_50_of_67_with_one_warning_and_undistorts(fox_root):
     msgs = [str(w.message) for w in caught if issubclass(w.category, UserWarning)
             and 'missing' in str(w.message)]
     assert len(msgs) == 1 and 'skipped 17 of 67' in msgs[0]
-    assert len(ds.train) + len(ds.test) == 50 and len(ds.test) == 7 and ds.val is ds.test
+    assert len(ds.train) + len(ds.test) == 50 and len(ds.test) == 7 and len(ds.val) == 0
     assert ds.test.names[:2] == ['0001.jpg', '0012.jpg']
     assert ds.aabb_scale == 4
     assert all(tuple(im.shape) == (480, 270, 3) for im in ds.train.images)
@@ -86,14 +86,17 @@ def test_per_frame_intrinsics_and_angle(tmp_path):
     ds = NGPDataset(write_ngp(tmp_path / 'b'), holdout_every=0, downscale=2)
     assert float(ds.train.cameras.fx[0]) == pytest.approx(0.5 * 20 / np.tan(0.5))
     assert tuple(ds.train.images[0].shape) == (15, 20, 3)
-    assert (tmp_path / 'b' / 'images_2').is_dir()
+    assert not (tmp_path / 'b' / 'images_2').exists()  # cached outside the data
 
 
 def test_synthetic_distortion_is_removed_and_cached(tmp_path):
     root = write_ngp(tmp_path, dist=True)
     ds = NGPDataset(root, holdout_every=3)
     assert ds.train.cameras.dist is None and len(ds.test) == 2
-    assert (root / '.nerfreg_cache').is_dir()
+    assert not (root / '.nerfreg_cache').exists() and ds.image_cache.writes == 6
+    again = NGPDataset(root, holdout_every=3)
+    assert again.image_cache.hits == 6
+    assert all(torch.equal(a, b) for a, b in zip(again.train.images, ds.train.images))
 
 
 def test_missing_frames_warn_once_and_all_missing_is_an_error(tmp_path):

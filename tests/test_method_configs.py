@@ -61,12 +61,13 @@ def test_ngp_config_on_fox(tmp_path, fox_root):
     trainer = _train('ngp.py', tmp_path, **{'data.data_root': str(fox_root),
                                            'data.downscale': 16, 'model.num_random': 2000})
     assert type(trainer.data.dataset).__name__ == 'NGPDataset'
-    assert len(trainer.data.dataset.train) + len(trainer.data.dataset.test) == 50
+    ds = trainer.data.dataset
+    assert len(ds.train) + len(ds.val) + len(ds.test) == 50 and len(ds.val) == 6
 
 
 def test_colmap_short_config_resolves_to_the_benchmark_setting():
     cfg = load_config(REPO / 'configs' / 'gaussian_splatting' / 'colmap_short.py')
-    assert cfg.data.downscale == 4 and cfg.data.holdout_every == 8
+    assert cfg.data.dataset.downscale == 4 and cfg.data.dataset.holdout_every == 8
     assert cfg.model.type == 'GaussianSplatting' and cfg.optimizer.type == 'GaussianOptimizer'
 
 

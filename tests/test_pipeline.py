@@ -123,11 +123,63 @@ def test_cup_from_base_config(cup_root):
     from mmengine.config import Config
     root = Path(__file__).resolve().parents[1]
     cfg = Config.fromfile(str(root / 'configs' / '_base_' / 'datasets' / 'colmap.py'))
-    assert cfg.data.data_root == '../shared/data/cup' and cfg.data.batch_size == 1
-    data = dict(cfg.data, data_root=str(cup_root), downscale=8)
-    pipe = DataPipeline.from_cfg(data, device='cpu', seed=0)
+    assert cfg.data.dataset.data_root == '../shared/data/cup' and cfg.data.batch_size == 1
+    # what `--cfg-options data.data_root=... data.downscale=8` does to the nested config
+    cfg.merge_from_dict({'data.data_root': str(cup_root), 'data.downscale': 8})
+    pipe = DataPipeline.from_cfg(cfg.data, device='cpu', seed=0)
     b = pipe.next_train_batch()
     assert b['image'].shape == (1, 75, 100, 3) and len(pipe.dataset.test) == 10
+    ds = pipe.dataset
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (58, 9, 10)  # val_every=8
+    assert not set(ds.val.names) & (set(ds.train.names) | set(ds.test.names))
+
+
+def test_split_data_cfg_nested_flat_and_overrides(tmp_path, monkeypatch):
+    from nerfreg.datasets import pipeline as pipeline_mod
+    from nerfreg.datasets import split_data_cfg
+    logged = []
+    monkeypatch.setattr(pipeline_mod, 'print_log', lambda msg, **kw: logged.append(msg))
+    scene = dict(type='ProceduralSceneDataset', data_root=str(tmp_path / 'p'), image_size=16,
+                 n_train=6, n_val=1, n_test=2, num_points=100)
+    nested = dict(batch_size=2, shuffle=False, dataset=dict(scene))
+    assert split_data_cfg(nested) == (dict(batch_size=2, shuffle=False), scene)
+    assert nested['dataset'] == scene  # the caller's config is not modified
+    # dataset keys at the top level (--cfg-options data.image_size=8) override data.dataset
+    pipe_kw, ds_cfg = split_data_cfg(dict(nested, image_size=8, n_test=2))
+    assert pipe_kw == dict(batch_size=2, shuffle=False)
+    assert ds_cfg == dict(scene, image_size=8)
+    assert logged == ['data: top-level key(s) image_size=8 override data.dataset']
+    # the old flat form gives the same split and warns once
+    pipeline_mod._FLAT_WARNED = False
+    flat = dict(scene, batch_size=2, shuffle=False)
+    assert split_data_cfg(flat) == (dict(batch_size=2, shuffle=False), scene)
+    split_data_cfg(flat)
+    assert sum('flat form is deprecated' in m for m in logged) == 1
+    with pytest.raises(TypeError, match='data.dataset must be a dict'):
+        split_data_cfg(dict(dataset='ColmapDataset'))
+    pipe = DataPipeline.from_cfg(dict(nested, image_size=8), device='cpu', seed=1)
+    assert pipe.batch_size == 2 and not pipe.shuffle
+    assert pipe.next_train_batch()['image'].shape == (2, 8, 8, 3)
+    # `type='DataPipeline'` makes `data` itself a registry entry (as the shipped configs do):
+    # the trainer builds it with its device / seed / rank, and `DATASETS.build` of the
+    # section without the pipeline keys still yields the pipeline and its dataset
+    from nerfreg.datasets import build_dataset
+    from nerfreg.registry import DATASETS
+    typed = dict(nested, type='DataPipeline', image_size=8)
+    assert split_data_cfg(typed) == split_data_cfg(dict(nested, image_size=8))
+    built = DATASETS.build(typed, default_args=dict(device='cpu', seed=1, rank=0,
+                                                    world_size=1))
+    assert isinstance(built, DataPipeline) and built.batch_size == 2
+    assert built.next_train_batch()['index'].tolist() == [0, 1]
+    assert built.dataset.train.images[0].shape == (8, 8, 3)
+    assert build_dataset(typed).train.images[0].shape == (8, 8, 3)
+    # switching the dataset type from the top level still works
+    switched = dict(dataset=dict(type='ColmapDataset', data_root='nowhere'),
+                    type='BlenderDataset', data_root=scene['data_root'])  # data.type=...
+    blender = build_dataset(switched)
+    assert type(blender).__name__ == 'BlenderDataset'
+    with pytest.raises(TypeError, match='already built dataset'):
+        DataPipeline(built.dataset, data_root='x')
 
 
 def test_split_views_inverts_make_batch():

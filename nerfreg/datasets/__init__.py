@@ -3,14 +3,22 @@
 Importing this package registers every dataset (the registry's lazy location).
 """
 
-from .base import BaseSceneDataset, DatasetError, SceneSplit, holdout_indices, natural_key
+from .base import (
+    BaseSceneDataset,
+    DatasetError,
+    SceneSplit,
+    holdout_indices,
+    natural_key,
+    split_indices,
+)
 from .blender import BlenderDataset
 from .colmap import ColmapDataset
 from .ngp import NGPDataset
-from .pipeline import DataPipeline
+from .pipeline import DataPipeline, build_dataset, split_data_cfg
 from .procedural import ProceduralSceneDataset
 
 __all__ = [
     'BaseSceneDataset', 'BlenderDataset', 'ColmapDataset', 'DataPipeline', 'DatasetError',
-    'NGPDataset', 'ProceduralSceneDataset', 'SceneSplit', 'holdout_indices', 'natural_key',
+    'NGPDataset', 'ProceduralSceneDataset', 'SceneSplit', 'build_dataset', 'holdout_indices',
+    'natural_key', 'split_data_cfg', 'split_indices',
 ]

@@ -57,6 +57,25 @@ def holdout_indices(n: int, every: int) -> tuple[list[int], list[int]]:
     return train, test
 
 
+def split_indices(n: int, holdout_every: int, val_every: int = 0
+                  ) -> tuple[list[int], list[int], list[int]]:
+    """(train, val, test) indices, pairwise disjoint.
+
+    Test is ``holdout_indices(n, holdout_every)``; val is every ``val_every``-th of the
+    remaining (non-test) views, counted from the first one, and is removed from train.
+    ``val_every <= 0`` leaves val empty.
+    """
+    train, test = holdout_indices(n, holdout_every)
+    if val_every <= 0:
+        return train, [], test
+    val = train[::val_every]
+    if len(val) == len(train):
+        raise DatasetError(f'val_every={val_every} leaves no training views ({n} views, '
+                           f'holdout_every={holdout_every}); use val_every >= 2 or 0')
+    held = set(val)
+    return [i for i in train if i not in held], val, test
+
+
 def parse_background(background: BackgroundLike) -> torch.Tensor:
     """'white' | 'black' | [r, g, b] (0..1) -> float tensor [3]."""
     if isinstance(background, str):
@@ -148,19 +167,42 @@ class BaseSceneDataset:
 
     def build_splits(self, cameras: Cameras, imgs: list[np.ndarray],
                      alphas: list[np.ndarray | None], names: list[str], holdout_every: int,
-                     val: str) -> None:
-        """Hold-out splits: test = every ``holdout_every``-th view; val per ``val``."""
-        train_idx, test_idx = holdout_indices(len(names), holdout_every)
+                     val: str = 'auto', val_every: int = 0) -> None:
+        """Splits by index (``split_indices``): test = every ``holdout_every``-th view.
+
+        Val: ``val_every > 0`` holds every ``val_every``-th non-test view out of training
+        (``val`` must then be 'auto'). With ``val_every == 0``, ``val`` picks it: 'auto' or
+        'none' (empty: no validation during training), 'train' (the training views) or
+        'test' (the test views; scores reported during training then peek at the test set).
+        """
+        if val not in ('auto', 'test', 'train', 'none'):
+            raise DatasetError(f"val must be 'auto', 'test', 'train' or 'none', got {val!r}")
+        if val_every > 0 and val != 'auto':
+            raise DatasetError(f'val_every={val_every} carves val from the training views; it '
+                               f"cannot be combined with val={val!r} (drop one of the two)")
+        train_idx, val_idx, test_idx = split_indices(len(names), holdout_every, val_every)
         self.train = make_split(cameras, imgs, alphas, names, train_idx)
         self.test = make_split(cameras, imgs, alphas, names, test_idx)
         if val == 'test':
             self.val = self.test
         elif val == 'train':
             self.val = self.train
-        elif val == 'none':
-            self.val = make_split(cameras, imgs, alphas, names, [])
         else:
-            raise DatasetError(f"val must be 'test', 'train' or 'none', got {val!r}")
+            self.val = make_split(cameras, imgs, alphas, names, val_idx)
+
+    def split_summary(self) -> str:
+        """'58 train, 9 val, 10 test' (val named as shared when it is the test/train split)."""
+        val = ('val = test' if self.val is self.test and len(self.val) else
+               'val = train' if self.val is self.train else f'{len(self.val)} val')
+        return f'{len(self.train)} train, {val}, {len(self.test)} test'
+
+    def cache_summary(self) -> str:
+        """', derived images: 70 from the cache <dir>, 7 computed' (empty when unused)."""
+        cache = getattr(self, 'image_cache', None)
+        if cache is None or not cache.enabled or not (cache.hits or cache.misses):
+            return ''
+        return (f'; derived images: {cache.hits} from the cache {cache.root}, '
+                f'{cache.misses} computed')
 
     def split(self, name: str) -> SceneSplit:
         if name not in ('train', 'val', 'test'):

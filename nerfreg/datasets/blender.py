@@ -15,6 +15,7 @@ from nerfreg.cameras import Cameras
 from nerfreg.registry import DATASETS
 
 from .base import BackgroundLike, BaseSceneDataset, DatasetError, make_split, parse_background
+from .cache import ImageCache
 from .image_io import IMAGE_EXTS, composite, load_downscaled
 
 
@@ -66,20 +67,26 @@ class BlenderDataset(BaseSceneDataset):
 
     Args:
         data_root: folder with ``transforms_{train,val,test}.json``.
-        downscale: image downscale factor (int or float); resized copies are cached in
-            ``<split>_<factor>/`` beside the originals when the folder is writable.
+        downscale: image downscale factor (int or float): an INTER_AREA resize of the
+            originals, cached in ``cache_dir`` (the data folder is never written).
         background: 'white' (default), 'black' or [r, g, b] in 0..1.
+        cache / cache_dir / use_prescaled_images: as for ``ColmapDataset`` (a pre-made
+            ``<split>_<factor>/`` folder is read only with ``use_prescaled_images=True``).
 
     A missing val JSON makes val = test (and a missing test JSON, test = val).
     """
 
     def __init__(self, data_root: str | Path, downscale: float = 1,
-                 background: BackgroundLike = 'white') -> None:
+                 background: BackgroundLike = 'white', cache: bool = True,
+                 cache_dir: str | Path | None = None,
+                 use_prescaled_images: bool = False) -> None:
         t0 = time.perf_counter()
         root = self.check_root(data_root, type(self).__name__)
         self.data_root, self.downscale = root, float(downscale)
         self.background = parse_background(background)
         bg = self.background.numpy()
+        self.image_cache = ImageCache(cache_dir, enabled=cache)
+        self._prescaled = bool(use_prescaled_images)
         if not (root / 'transforms_train.json').is_file():
             raise DatasetError(f'{type(self).__name__}: {root / "transforms_train.json"} not found')
         loaded = {}
@@ -96,8 +103,8 @@ class BlenderDataset(BaseSceneDataset):
         self.points, self.points_rgb = None, None
         self._set_normalisation()
         print_log(f'{type(self).__name__} {root}: {len(self.train)}/{len(self.val)}/'
-                  f'{len(self.test)} train/val/test views in {time.perf_counter() - t0:.1f} s',
-                  logger='current')
+                  f'{len(self.test)} train/val/test views in {time.perf_counter() - t0:.1f} s'
+                  f'{self.cache_summary()}', logger='current')
 
     def _load_split(self, root: Path, path: Path, bg: np.ndarray):
         meta = read_json(path)
@@ -117,7 +124,7 @@ class BlenderDataset(BaseSceneDataset):
                                    'not found')
             rel = file.relative_to(file.parent.parent)
             rgb, alpha = load_downscaled(file.parent.parent, str(rel.parent), rel.name,
-                                         self.downscale)
+                                         self.downscale, self.image_cache, self._prescaled)
             h, w = rgb.shape[:2]
             if 'camera_angle_x' in meta:
                 fx = 0.5 * w / math.tan(0.5 * float(meta['camera_angle_x']))

@@ -20,6 +20,7 @@ from .base import (
     orient_and_scale,
     parse_background,
 )
+from .cache import ImageCache
 from .colmap_io import ColmapCamera, ColmapFormatError, read_model
 from .image_io import load_views, scale_tag
 
@@ -61,24 +62,32 @@ class ColmapDataset(BaseSceneDataset):
 
     Args:
         data_root: scene folder.
-        images_dir: image folder under ``data_root``; ``<images_dir>_<downscale>`` is used
-            when it exists (e.g. ``images_4``), else resized copies are made (cached there
-            when ``data_root`` is writable).
+        images_dir: image folder under ``data_root``.
         sparse_dir: model folder (``sparse/0``; ``sparse`` is tried if that is absent).
-        downscale: image downscale factor (int or float).
+        downscale: image downscale factor (int or float): an INTER_AREA resize of the
+            originals, cached in ``cache_dir`` (the data folder is never written).
+        use_prescaled_images: read a pre-made ``<images_dir>_<downscale>`` folder (e.g.
+            COLMAP's ``images_4``) instead of resizing the originals, where it has the image.
         holdout_every: every n-th view (index % n == 0 after natural sort) is test; 0: none.
-        val: 'test' (val = test, default), 'train' or 'none' (empty).
+        val_every: every n-th of the other views is held out of training as val (disjoint
+            from test, for validation and tuning); 0: none.
+        val: with ``val_every=0``: 'auto' / 'none' (val empty), 'test' or 'train' (see
+            ``BaseSceneDataset.build_splits``).
         background: colour used to render empty space ('black', 'white' or [r, g, b]).
         auto_orient / auto_scale: rotate the world so the mean camera up is +z / centre it and
             scale camera centres into [-1, 1] (off by default: the COLMAP frame is kept).
         max_points: keep at most this many sparse points (random, seeded); None keeps all.
+        cache: keep derived (downscaled / undistorted) images in the cache.
+        cache_dir: cache root (default ``$NERFREG_CACHE_DIR`` or ``~/.cache/nerfreg``).
     """
 
     def __init__(self, data_root: str | Path, images_dir: str = 'images',
                  sparse_dir: str = 'sparse/0', downscale: float = 1, holdout_every: int = 8,
-                 val: str = 'test', background: BackgroundLike = 'black',
+                 val_every: int = 0, val: str = 'auto', background: BackgroundLike = 'black',
                  auto_orient: bool = False, auto_scale: bool = False,
-                 max_points: int | None = None, cache: bool = True) -> None:
+                 max_points: int | None = None, cache: bool = True,
+                 cache_dir: str | Path | None = None,
+                 use_prescaled_images: bool = False) -> None:
         t0 = time.perf_counter()
         root = self.check_root(data_root, 'ColmapDataset')
         self.data_root, self.downscale = root, float(downscale)
@@ -97,7 +106,7 @@ class ColmapDataset(BaseSceneDataset):
             raise DatasetError(f'ColmapDataset: {sparse} has zero registered images')
         entries = sorted(images.values(), key=lambda im: natural_key(im.name))
         folders = [root / images_dir]
-        if self.downscale != 1:  # a pre-made <images_dir>_<factor> folder suffices
+        if self.downscale != 1 and use_prescaled_images:  # a pre-made folder suffices
             folders.insert(0, root / f'{images_dir}_{scale_tag(self.downscale)}')
         if not any(f.is_dir() for f in folders):
             raise DatasetError(f'ColmapDataset: image folder {root / images_dir} does not exist')
@@ -136,12 +145,15 @@ class ColmapDataset(BaseSceneDataset):
         self.points, self.points_rgb = pts, rgb
 
         names = [im.name for im in entries]
+        self.image_cache = ImageCache(cache_dir, enabled=cache)
         cameras, imgs, alphas = load_views(root, images_dir, names, cameras, self.downscale,
-                                           fisheye=[r[5] for r in rows], cache=cache)
-        self.build_splits(cameras, imgs, alphas, names, holdout_every, val)
+                                           fisheye=[r[5] for r in rows], cache=self.image_cache,
+                                           prescaled=use_prescaled_images)
+        self.build_splits(cameras, imgs, alphas, names, holdout_every, val, val_every)
         self._set_normalisation()
-        mb = (self.train.nbytes() + self.test.nbytes()) / 2**20
-        print_log(f'ColmapDataset {root}: {len(names)} images ({len(self.train)} train, '
-                  f'{len(self.test)} test), {0 if pts is None else len(pts)} points, '
-                  f'{mb:.1f} MiB of uint8 images, loaded in {time.perf_counter() - t0:.1f} s',
+        mb = sum(s.nbytes() for s in {id(s): s for s in (self.train, self.val, self.test)}
+                 .values()) / 2**20
+        print_log(f'ColmapDataset {root}: {len(names)} images ({self.split_summary()}), '
+                  f'{0 if pts is None else len(pts)} points, {mb:.1f} MiB of uint8 images, '
+                  f'loaded in {time.perf_counter() - t0:.1f} s{self.cache_summary()}',
                   logger='current')

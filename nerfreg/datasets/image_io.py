@@ -1,10 +1,8 @@
-"""Image decoding, resizing, undistortion and disk caching (all through OpenCV)."""
+"""Image decoding, resizing and undistortion (OpenCV), with derived images in ``ImageCache``."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 import tempfile
 from pathlib import Path
 from typing import Union
@@ -15,25 +13,11 @@ import numpy as np
 from nerfreg.cameras import Cameras
 
 from .base import DatasetError
+from .cache import ImageCache
 
 PathLike = Union[str, Path]
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.JPG', '.JPEG', '.PNG', '.webp', '.bmp', '.tif', '.tiff')
 _JPEG = ('.jpg', '.jpeg')
-
-
-def is_writable_dir(path: PathLike) -> bool:
-    """True if ``path`` is a directory we may write to.
-
-    Checks the permission bits as well as ``os.access``: as root ``os.access`` ignores a
-    read-only mode, and read-only shared data (e.g. ``/work/shared``) must stay untouched.
-    """
-    path = Path(path)
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return False
-    bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
-    return path.is_dir() and bool(mode & bits) and os.access(path, os.W_OK | os.X_OK)
 
 
 def _check_jpeg_complete(path: Path) -> None:
@@ -119,34 +103,67 @@ def scale_tag(factor: float) -> str:
     return str(int(factor)) if float(factor).is_integer() else f'{factor:g}'
 
 
-def load_downscaled(root: Path, image_dir: str, name: str, factor: float
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Image ``root/image_dir/name`` downscaled by ``factor``.
+def _pack(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    return rgb if alpha is None else np.concatenate([rgb, alpha.reshape(rgb.shape[:2] + (1,))], 2)
 
-    Uses ``root/<image_dir>_<factor>/name`` when it exists (e.g. COLMAP's ``images_4``);
-    otherwise resizes the original with INTER_AREA and writes that cache file if ``root`` is
-    writable (read-only data stays untouched; the result is then only kept in memory).
+
+def _unpack(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
+        raise DatasetError(f'cached image has shape {arr.shape} / {arr.dtype}')
+    return np.ascontiguousarray(arr[..., :3]), (arr[..., 3:].copy() if arr.shape[2] == 4
+                                                 else None)
+
+
+def _cached(cache: ImageCache | None, key: str | None) -> tuple[np.ndarray,
+                                                                np.ndarray | None] | None:
+    if cache is None or key is None:
+        return None
+    arr = cache.get(key)
+    if arr is None:
+        return None
+    try:
+        return _unpack(arr)
+    except DatasetError:  # a foreign or damaged entry: recompute and overwrite it
+        return None
+
+
+def _source(root: Path, image_dir: str, name: str, factor: float, prescaled: bool
+            ) -> tuple[Path, float]:
+    """(file to read, downscale still to apply): a user-made ``<image_dir>_<factor>`` copy
+    when ``prescaled`` and it exists, else the original."""
+    if factor != 1 and prescaled:
+        folder = image_dir if image_dir not in ('', '.') else 'downscaled'
+        premade = root / f'{folder}_{scale_tag(factor)}' / name
+        if premade.is_file():
+            return premade, 1.0
+    return root / image_dir / name, float(factor)
+
+
+def load_downscaled(root: Path, image_dir: str, name: str, factor: float,
+                    cache: ImageCache | None = None, prescaled: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Image ``root/image_dir/name`` downscaled by ``factor`` (INTER_AREA of the original).
+
+    The result is read from / written to ``cache`` (never beside the data). With
+    ``prescaled=True`` a user-made ``root/<image_dir>_<factor>/name`` (e.g. COLMAP's
+    ``images_4``) is used as it is when present.
     """
-    src = root / image_dir / name
+    src, factor = _source(root, image_dir, name, factor, prescaled)
     if factor == 1:
         return read_image(src)
-    folder = image_dir if image_dir not in ('', '.') else 'downscaled'
-    cached = root / f'{folder}_{scale_tag(factor)}' / name
-    if cached.is_file():
-        try:
-            return read_image(cached)
-        except DatasetError:
-            pass  # a broken cache file: rebuild it from the original below
+    if not src.is_file():
+        raise DatasetError(f'{src}: image file not found')
+    key = cache.key(src, op='downscale', factor=float(factor)) if cache is not None else None
+    hit = _cached(cache, key)
+    if hit is not None:
+        return hit
     rgb, alpha = read_image(src)
     h, w = rgb.shape[:2]
     w2, h2 = max(1, round(w / factor)), max(1, round(h / factor))
     rgb = resize_area(rgb, w2, h2)
     alpha = None if alpha is None else resize_area(alpha, w2, h2)
-    if is_writable_dir(root) and (not cached.parent.exists() or is_writable_dir(cached.parent)):
-        try:
-            write_image(cached, rgb, alpha)
-        except OSError:
-            pass  # caching is an optimisation only
+    if cache is not None:
+        cache.put(key, _pack(rgb, alpha))
     return rgb, alpha
 
 
@@ -208,28 +225,35 @@ def _from_cv(K: np.ndarray) -> np.ndarray:
 # whole view sets
 def load_views(root: Path, image_dir: str, names: list[str], cameras: Cameras,
                downscale: float = 1.0, fisheye: list[bool] | None = None,
-               cache: bool = True) -> tuple[Cameras, list[np.ndarray], list[np.ndarray | None]]:
+               cache: ImageCache | None = None, prescaled: bool = False
+               ) -> tuple[Cameras, list[np.ndarray], list[np.ndarray | None]]:
     """Decode the views, downscale them, fit intrinsics to the real image sizes and undistort.
 
     ``cameras`` are at the size declared by the metadata, with ``dist`` (OpenCV order) or None.
     Returns pinhole cameras (``dist=None``) matching the returned uint8 images. Remap tables
-    are computed once per distinct camera; undistorted images are cached on disk under
-    ``root/.nerfreg_cache/`` when ``root`` is writable.
+    are computed once per distinct camera, and only when an undistorted image is not in
+    ``cache`` yet. ``prescaled``: see ``load_downscaled``.
     """
     if len(names) != len(cameras):
         raise ValueError('load_views: names and cameras differ in length')
     fisheye = fisheye or [False] * len(names)
     dist_all = cameras.dist.double().cpu().numpy() if cameras.dist is not None else None
-    needs = [dist_all is not None and bool(np.any(dist_all[i] != 0)) for i in range(len(names))]
-    cache_dir = None
-    if any(needs) and cache and is_writable_dir(root):
-        key = hashlib.sha1(repr((image_dir, float(downscale), cameras.Ks().tolist(),
-                                 dist_all.tolist(), fisheye, names)).encode()).hexdigest()[:12]
-        cache_dir = root / '.nerfreg_cache' / f'undistorted_{key}'
+    declared_K = cameras.Ks().double().cpu().numpy()
     maps: dict = {}
     out_cams, images, alphas = [], [], []
     for i, name in enumerate(names):
-        rgb, alpha = load_downscaled(root, image_dir, name, downscale)
+        needs = dist_all is not None and bool(np.any(dist_all[i] != 0))
+        hit, ukey = None, None
+        src, factor = _source(root, image_dir, name, downscale, prescaled)
+        if needs and cache is not None and src.is_file():
+            ukey = cache.key(src, op='undistort', factor=factor, K=declared_K[i],
+                             dist=dist_all[i], fisheye=bool(fisheye[i]))
+            hit = _cached(cache, ukey)
+        if hit is not None:
+            rgb, alpha = hit
+        else:  # the undistorted result is cached, so the downscaled step need not be
+            rgb, alpha = load_downscaled(root, image_dir, name, downscale,
+                                         None if needs else cache, prescaled)
         h, w = rgb.shape[:2]
         w0, h0 = int(cameras.width[i]), int(cameras.height[i])
         if abs(w / w0 - h / h0) > 0.02 * max(w / w0, h / h0) + 1.5 / min(w, h):
@@ -238,36 +262,22 @@ def load_views(root: Path, image_dir: str, names: list[str], cameras: Cameras,
                                f'metadata says {w0}x{h0}: the aspect ratio differs (rotated by '
                                'EXIF orientation, or the wrong file?)')
         cam = cameras[i].resized(w, h)
-        if needs[i]:
+        if needs:
             k_old = cam.Ks()[0].double().numpy()
             dist = dist_all[i]
             mkey = (tuple(np.round(k_old.ravel(), 6)), tuple(dist), w, h, fisheye[i])
             if mkey not in maps:  # once per distinct camera
-                k_new = undistort_intrinsics(k_old, dist, w, h, fisheye[i])
-                maps[mkey] = (k_new, None)
-            k_new, remap = maps[mkey]
-            # lossless PNG cache of the undistorted image
-            cached = cache_dir / f'{name}.png' if cache_dir is not None else None
-            und = None
-            if cached is not None and cached.is_file():
-                try:
-                    und = read_image(cached)[0]
-                except DatasetError:
-                    und = None
-            if und is None or und.shape != rgb.shape or alpha is not None:
-                if remap is None:
-                    remap = undistortion_maps(k_old, dist, k_new, w, h, fisheye[i])
-                    maps[mkey] = (k_new, remap)
-                if und is None or und.shape != rgb.shape:
-                    und = undistort_image(rgb, k_old, dist, k_new, fisheye[i], remap)
-                    if cached is not None:
-                        try:
-                            write_image(cached, und)
-                        except OSError:
-                            pass  # caching is an optimisation only
+                maps[mkey] = [undistort_intrinsics(k_old, dist, w, h, fisheye[i]), None]
+            k_new = maps[mkey][0]
+            if hit is None:
+                if maps[mkey][1] is None:
+                    maps[mkey][1] = undistortion_maps(k_old, dist, k_new, w, h, fisheye[i])
+                remap = maps[mkey][1]
+                rgb = undistort_image(rgb, k_old, dist, k_new, fisheye[i], remap)
                 if alpha is not None:
                     alpha = undistort_image(alpha, k_old, dist, k_new, fisheye[i], remap)
-            rgb = und
+                if cache is not None:
+                    cache.put(ukey, _pack(rgb, alpha))
             cam = Cameras(R=cam.R, t=cam.t, fx=float(k_new[0, 0]), fy=float(k_new[1, 1]),
                           cx=float(k_new[0, 2]), cy=float(k_new[1, 2]), width=w, height=h,
                           dist=None, names=cam.names)

@@ -18,6 +18,7 @@ from nerfreg.registry import DATASETS
 
 from .base import BackgroundLike, BaseSceneDataset, DatasetError, natural_key, parse_background
 from .blender import frame_c2w, read_json, resolve_frame_file
+from .cache import ImageCache
 from .image_io import composite, load_views, read_image
 
 _INTR_KEYS = ('fl_x', 'fl_y', 'cx', 'cy', 'w', 'h', 'camera_angle_x', 'camera_angle_y', 'k1',
@@ -38,12 +39,16 @@ class NGPDataset(BaseSceneDataset):
     OpenCV distortion ``k1 k2 [k3] p1 p2`` (or fisheye ``k1..k4`` with
     ``camera_model='OPENCV_FISHEYE'``) is removed by undistorting the images. Frames whose
     image is missing are skipped with one warning. Every ``holdout_every``-th frame (natural
-    order of ``file_path``) is test; val = test unless ``val`` says otherwise.
+    order of ``file_path``) is test; every ``val_every``-th of the others is val (0: none).
+    ``downscale``, ``use_prescaled_images``, ``val``, ``cache`` and ``cache_dir`` are as for
+    ``ColmapDataset``: derived images go to the cache, never into the data folder.
     """
 
     def __init__(self, data_root: str | Path, transforms: str = 'transforms.json',
-                 downscale: float = 1, holdout_every: int = 8, val: str = 'test',
-                 background: BackgroundLike = 'white', cache: bool = True) -> None:
+                 downscale: float = 1, holdout_every: int = 8, val_every: int = 0,
+                 val: str = 'auto', background: BackgroundLike = 'white', cache: bool = True,
+                 cache_dir: str | Path | None = None,
+                 use_prescaled_images: bool = False) -> None:
         t0 = time.perf_counter()
         root = self.check_root(data_root, 'NGPDataset')
         path = root / transforms
@@ -83,16 +88,18 @@ class NGPDataset(BaseSceneDataset):
             fy=[r['fy'] for r in rows], cx=[r['cx'] for r in rows], cy=[r['cy'] for r in rows],
             width=[r['w'] for r in rows], height=[r['h'] for r in rows],
             dist=torch.from_numpy(dist) if np.any(dist) else None, names=names)
+        self.image_cache = ImageCache(cache_dir, enabled=cache)
         cameras, imgs, alphas = load_views(path.parent, image_dir, names, cameras, self.downscale,
-                                           fisheye=[r['fisheye'] for r in rows], cache=cache)
+                                           fisheye=[r['fisheye'] for r in rows],
+                                           cache=self.image_cache, prescaled=use_prescaled_images)
         bg = self.background.numpy()
         imgs = [composite(im, a, bg) for im, a in zip(imgs, alphas)]
-        self.build_splits(cameras, imgs, alphas, names, holdout_every, val)
+        self.build_splits(cameras, imgs, alphas, names, holdout_every, val, val_every)
         self.points, self.points_rgb = None, None
         self._set_normalisation()
         print_log(f'NGPDataset {path}: {len(frames)} of {len(meta["frames"])} frames '
-                  f'({len(self.train)} train, {len(self.test)} test), loaded in '
-                  f'{time.perf_counter() - t0:.1f} s', logger='current')
+                  f'({self.split_summary()}), loaded in {time.perf_counter() - t0:.1f} s'
+                  f'{self.cache_summary()}', logger='current')
 
     @staticmethod
     def _intrinsics(meta: dict, frame: dict, file: Path, path: Path) -> dict[str, Any]:

@@ -15,8 +15,52 @@ from .base import BaseSceneDataset, DatasetError, SceneSplit
 
 #: Above this many bytes of decoded images the pipeline warns (images live in RAM / VRAM).
 LARGE_SCENE_BYTES = 4 * 2**30
+#: Keys of ``data`` that configure the pipeline; everything else describes the dataset.
+PIPELINE_KEYS = ('batch_size', 'image_device', 'shuffle')
+
+_FLAT_WARNED = False
 
 
+def split_data_cfg(cfg: Mapping) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pipeline kwargs, dataset config) of a ``data`` config section.
+
+    The nested form is ``dict(type='DataPipeline', batch_size=1, shuffle=True,
+    dataset=dict(type=..., ...))`` (``type`` optional).
+    Any other key at the top level (``--cfg-options data.data_root=...``, or a child config's
+    ``data = dict(downscale=8)`` over a nested base) is a dataset key and overrides the one
+    in ``dataset``. The old flat form (no ``dataset``) still works, with one warning.
+    """
+    global _FLAT_WARNED
+    cfg = copy.deepcopy(dict(cfg))
+    if cfg.get('type') in ('DataPipeline', DataPipeline):  # the pipeline's own type
+        cfg.pop('type')
+    pipe = {k: cfg.pop(k) for k in PIPELINE_KEYS if k in cfg}
+    if 'dataset' in cfg:
+        nested = cfg.pop('dataset')
+        if not isinstance(nested, Mapping):
+            raise TypeError(f'data.dataset must be a dict with a `type`, got {nested!r}')
+        dataset = dict(nested)
+        moved = [f'{k}={v!r}' for k, v in cfg.items() if dataset.get(k, v) != v]
+        dataset.update(cfg)
+        if moved:
+            print_log('data: top-level key(s) ' + ', '.join(moved) + ' override data.dataset',
+                      logger='current')
+    else:
+        dataset = cfg
+        if not _FLAT_WARNED and dataset:
+            _FLAT_WARNED = True
+            print_log("data: the flat form is deprecated; nest the dataset keys: data = dict("
+                      "batch_size=..., shuffle=..., dataset=dict(type=..., data_root=...))",
+                      logger='current', level=30)
+    return pipe, dataset
+
+
+def build_dataset(cfg: Mapping) -> BaseSceneDataset:
+    """The scene dataset of a ``data`` config section (nested or flat; pipeline keys ignored)."""
+    return DATASETS.build(split_data_cfg(cfg)[1])
+
+
+@DATASETS.register_module()
 class DataPipeline:
     """Feeds views of a scene dataset as batches (see docs/architecture.md, "Data pipeline").
 
@@ -26,11 +70,21 @@ class DataPipeline:
     The order depends only on (seed, epoch, position), which ``state_dict`` stores.
     Images stay uint8 (CPU, or the compute device with ``image_device='device'``) and are
     converted to float per batch.
+
+    ``dataset`` is a scene dataset or its config; built from a config (``data.type =
+    'DataPipeline'``), any other keyword is a dataset key that overrides ``dataset``'s
+    (see ``split_data_cfg``).
     """
 
-    def __init__(self, dataset: BaseSceneDataset, device: str | torch.device = 'cpu',
+    def __init__(self, dataset: BaseSceneDataset | Mapping, device: str | torch.device = 'cpu',
                  seed: int = 0, batch_size: int = 1, image_device: str = 'cpu',
-                 shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+                 shuffle: bool = True, rank: int = 0, world_size: int = 1,
+                 **dataset_keys: Any) -> None:
+        if isinstance(dataset, Mapping):
+            dataset = DATASETS.build(split_data_cfg(dict(dataset_keys, dataset=dataset))[1])
+        elif dataset_keys:
+            raise TypeError(f'DataPipeline got dataset keys {sorted(dataset_keys)} with an '
+                            'already built dataset; put them in the dataset config')
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f'bad batch_size={batch_size}, rank={rank}, '
                              f'world_size={world_size}')
@@ -71,10 +125,10 @@ class DataPipeline:
     @classmethod
     def from_cfg(cls, cfg: Mapping, device: str | torch.device = 'cpu', seed: int = 0,
                  rank: int = 0, world_size: int = 1) -> DataPipeline:
-        """Pop ``batch_size``, ``image_device``, ``shuffle``; build the rest via ``DATASETS``."""
-        cfg = copy.deepcopy(dict(cfg))
-        kwargs = {k: cfg.pop(k) for k in ('batch_size', 'image_device', 'shuffle') if k in cfg}
-        dataset = DATASETS.build(cfg)
+        """Pipeline from a ``data`` config: ``PIPELINE_KEYS`` here, the dataset built via
+        ``DATASETS`` (nested or flat form, see ``split_data_cfg``)."""
+        kwargs, dataset_cfg = split_data_cfg(cfg)
+        dataset = DATASETS.build(dataset_cfg)
         return cls(dataset, device=device, seed=seed, rank=rank, world_size=world_size, **kwargs)
 
     # ---- storage --------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from nerfreg.registry import DATASETS
 
 from .base import BackgroundLike, DatasetError
 from .blender import BlenderDataset
+from .cache import cache_root
 from .image_io import write_image
 
 #: Bump when the rendered scene changes, so caches are regenerated.
@@ -267,13 +268,15 @@ class ProceduralSceneDataset(BlenderDataset):
         image_size: square image side in pixels (128 by default).
         n_train / n_val / n_test: number of views per split.
         num_points: initial surface points (``points`` / ``points_rgb``).
-        downscale, background: as for ``BlenderDataset`` (background 'white' by default).
+        downscale, background, cache_dir: as for ``BlenderDataset`` (background 'white' by
+            default); ``cache_dir`` also moves the default ``data_root``.
     """
 
     def __init__(self, data_root: str | Path | None = None, image_size: int = 128,
                  n_train: int = 100, n_val: int = 10, n_test: int = 20, num_points: int = 4000,
                  seed: int = 0, downscale: float = 1,
-                 background: BackgroundLike = 'white') -> None:
+                 background: BackgroundLike = 'white',
+                 cache_dir: str | Path | None = None) -> None:
         params = dict(version=GENERATOR_VERSION, image_size=int(image_size),
                       n_train=int(n_train), n_val=int(n_val), n_test=int(n_test),
                       num_points=int(num_points), seed=int(seed))
@@ -281,12 +284,11 @@ class ProceduralSceneDataset(BlenderDataset):
             raise DatasetError(f'ProceduralSceneDataset: bad parameters {params}')
         if data_root is None:
             key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-            root = Path(os.environ.get('NERFREG_CACHE', '~/.cache/nerfreg')).expanduser()
-            data_root = root / 'procedural' / key
+            data_root = cache_root(cache_dir) / 'procedural' / key
         root = Path(data_root).expanduser()
         if self._read_params(root) != params:
             self._generate(root, params)
-        super().__init__(root, downscale=downscale, background=background)
+        super().__init__(root, downscale=downscale, background=background, cache_dir=cache_dir)
         with np.load(root / 'points3d.npz') as f:
             self.points = torch.from_numpy(f['xyz']).float()
             self.points_rgb = torch.from_numpy(f['rgb']).float()
