@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Union
 
 import torch
@@ -99,6 +99,10 @@ class GaussianSplatting(BaseModel):
             'shN': nn.Parameter(torch.zeros(0, k - 1, 3)),
         })
         self.register_buffer('step', torch.zeros((), dtype=torch.long))
+        # Extra renderer inputs asked for by the optimizer's strategy (e.g. absgrad=True).
+        self.render_requests: dict[str, Any] = {}
+        # Extra loss terms ``name -> fn(params)`` added by the strategy (e.g. MCMC's).
+        self.loss_terms: dict[str, Callable[[nn.ParameterDict], Tensor]] = {}
         # Background the dataset composited its images on (to re-composite with alpha).
         self.register_buffer('data_background', torch.zeros(3))
 
@@ -117,6 +121,14 @@ class GaussianSplatting(BaseModel):
         if self.sh_degree_interval <= 0:
             return self.sh_degree
         return min(self.sh_degree, step // self.sh_degree_interval)
+
+    def request_render_inputs(self, **inputs: Any) -> None:
+        """Add ``inputs`` (e.g. ``absgrad=True``) to every ``forward`` output."""
+        self.render_requests.update(inputs)
+
+    def add_loss_terms(self, **terms: Callable[[nn.ParameterDict], Tensor]) -> None:
+        """Add ``name=fn`` terms: ``get_loss_dict`` adds ``fn(self.params)`` to the loss."""
+        self.loss_terms.update(terms)
 
     def set_step(self, step: int) -> None:
         """Tell the model which training step comes next."""
@@ -192,7 +204,7 @@ class GaussianSplatting(BaseModel):
             opacities=torch.sigmoid(p['opacities']),
             colors=torch.cat([p['sh0'], p['shN']], dim=1),
             sh_degree=self.active_sh_degree(step),
-            backgrounds=self._backgrounds(n_views, p['means'].device))
+            backgrounds=self._backgrounds(n_views, p['means'].device), **self.render_requests)
 
     def target_image(self, render_results: dict[str, Any], batch: dict[str, Any]) -> Tensor:
         """Ground truth on the background used for the render ``[B,H,W,3]``."""
@@ -217,6 +229,9 @@ class GaussianSplatting(BaseModel):
         if self.scale_reg > 0:
             losses['scale_reg'] = self.scale_reg * torch.exp(self.params['scales']).mean()
             losses['loss'] = losses['loss'] + losses['scale_reg']
+        for name, term in self.loss_terms.items():
+            losses[name] = term(self.params)
+            losses['loss'] = losses['loss'] + losses[name]
         return losses
 
     def get_optimizer_dict(self, loss_dict: dict[str, Tensor], render_results: dict[str, Any],
