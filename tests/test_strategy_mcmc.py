@@ -193,3 +193,18 @@ def test_registry_and_dataclass_fields():
         STRATEGIES.build(dict(type='MCMCStrategy', cap=10))
     with pytest.raises(ValueError, match='cap_max'):
         MCMCStrategy(cap_max=0)
+
+
+def test_random_init_ignores_the_point_cloud():
+    class Scene:
+        points = torch.rand(30, 3)
+        points_rgb = torch.rand(30, 3)
+        scene_extent = 2.0
+        scene_center = torch.tensor([1.0, 0.0, 0.0])
+
+    model = GaussianSplatting(sh_degree=0, num_random=500, random_init=True)
+    model.setup(Scene())
+    means = model.params['means']
+    assert model.num_gaussians == 500
+    assert (means - Scene.scene_center).abs().max() <= 2.0
+    assert (means.min(0).values < -0.5).any()  # not the unit cube of the SfM points

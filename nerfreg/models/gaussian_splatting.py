@@ -55,6 +55,8 @@ class GaussianSplatting(BaseModel):
         num_random: Gaussians placed uniformly when the scene has no points.
         random_extent: half size of the random cube, in units of ``scene_extent``.
         max_init_points: random subset of the point cloud at most this large (None: all).
+        random_init: ignore the scene's point cloud and start from ``num_random`` random
+            points (e.g. to show that MCMC needs no SfM points).
         background: 'white' | 'black' | 'random' | [r, g, b]. With 'random' each training
             view gets a random colour and images with alpha are re-composited on it.
         eval_background: background at evaluation (default: ``background``, black when
@@ -68,7 +70,8 @@ class GaussianSplatting(BaseModel):
                  num_random: int = 100_000, random_extent: float = 1.0,
                  max_init_points: int | None = None, background: BackgroundSpec = 'black',
                  eval_background: BackgroundSpec | None = None, ssim_lambda: float = 0.2,
-                 opacity_reg: float = 0.0, scale_reg: float = 0.0) -> None:
+                 opacity_reg: float = 0.0, scale_reg: float = 0.0,
+                 random_init: bool = False) -> None:
         super().__init__()
         if not 0 <= sh_degree <= 3:
             raise ValueError(f'sh_degree must be in 0..3, got {sh_degree}')
@@ -80,6 +83,7 @@ class GaussianSplatting(BaseModel):
         self.num_random = int(num_random)
         self.random_extent = float(random_extent)
         self.max_init_points = max_init_points
+        self.random_init = bool(random_init)
         self.background = _parse_background(background)
         if eval_background is None:
             eval_background = 'black' if self.background == 'random' else background
@@ -145,7 +149,7 @@ class GaussianSplatting(BaseModel):
         bg = getattr(scene, 'background', None)
         if bg is not None:
             self.data_background.copy_(torch.as_tensor(bg, dtype=torch.float32).reshape(3))
-        if points is None or len(points) == 0:
+        if points is None or len(points) == 0 or self.random_init:
             center = getattr(scene, 'scene_center', None)
             center = (torch.zeros(3) if center is None
                       else torch.as_tensor(center, dtype=torch.float32).reshape(3))
