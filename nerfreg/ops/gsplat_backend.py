@@ -91,6 +91,7 @@ def rasterization_gsplat(
                            height, **options)
     render_colors, render_alphas, meta = gsplat.rasterization(**kwargs)
     meta = convert_gsplat_meta(meta, viewmats.shape[0], width, height, kwargs['tile_size'])
+    meta['rasterize_mode'] = kwargs['rasterize_mode']
     if meta['means2d'].requires_grad:
         meta['means2d'].retain_grad()
     return render_colors, render_alphas, meta
