@@ -11,6 +11,7 @@ from .ply import (
     params_to_ply_array,
     ply_property_names,
     read_ply,
+    read_ply_rasterize_mode,
     write_ply,
 )
 from .splat import SplatExporter, read_splat, write_splat
@@ -18,5 +19,6 @@ from .splat import SplatExporter, read_splat, write_splat
 EXPORT_FORMATS = {'ply': write_ply, 'splat': write_splat}
 
 __all__ = ['EXPORT_FORMATS', 'PlyExporter', 'SplatExporter', 'load_ply_into_model',
-           'params_to_ply_array', 'ply_property_names', 'read_ply', 'read_splat',
+           'params_to_ply_array', 'ply_property_names', 'read_ply', 'read_ply_rasterize_mode',
+           'read_splat',
            'write_ply', 'write_splat']

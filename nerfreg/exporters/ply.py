@@ -75,18 +75,41 @@ def params_to_ply_array(params: Mapping[str, Tensor] | Any) -> np.ndarray:
     return out
 
 
-def write_ply(params: Mapping[str, Tensor] | Any, path: str | Path) -> Path:
-    """Write Gaussians (a model, its state dict or a params dict) as a standard 3DGS PLY."""
+RASTERIZE_MODE_COMMENT = 'nerfreg rasterize_mode'
+
+
+def write_ply(params: Mapping[str, Tensor] | Any, path: str | Path,
+              rasterize_mode: str | None = None) -> Path:
+    """Write Gaussians (a model, its state dict or a params dict) as a standard 3DGS PLY.
+
+    ``rasterize_mode`` (the renderer's, e.g. 'antialiased') goes into a header comment
+    ``nerfreg rasterize_mode <mode>`` (see :func:`read_ply_rasterize_mode`): viewers render
+    classic, so an anti-aliased scene looks slightly different there.
+    """
     from plyfile import PlyData, PlyElement
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     vertices = params_to_ply_array(params)
     tmp = path.with_name(path.name + '.tmp')
-    PlyData([PlyElement.describe(vertices, 'vertex')], text=False,
-            byte_order='<').write(str(tmp))
+    comments = [] if rasterize_mode is None else [f'{RASTERIZE_MODE_COMMENT} {rasterize_mode}']
+    PlyData([PlyElement.describe(vertices, 'vertex')], text=False, byte_order='<',
+            comments=comments).write(str(tmp))
     tmp.replace(path)
     return path
+
+
+def read_ply_rasterize_mode(path: str | Path) -> str | None:
+    """The rasterize mode recorded by :func:`write_ply` in the header, else None."""
+    prefix = f'comment {RASTERIZE_MODE_COMMENT} '.encode()
+    with open(path, 'rb') as f:
+        for _ in range(10_000):  # header lines; the binary body follows 'end_header'
+            line = f.readline()
+            if not line or line.strip() == b'end_header':
+                return None
+            if line.startswith(prefix):
+                return line[len(prefix):].decode('ascii', 'replace').strip()
+    return None
 
 
 def read_ply(path: str | Path) -> dict[str, Tensor]:
@@ -161,9 +184,12 @@ class PlyExporter:
 
     suffix = '.ply'
 
+    def __init__(self, rasterize_mode: str | None = None) -> None:
+        self.rasterize_mode = rasterize_mode
+
     def __call__(self, model: Any, path: str | Path) -> Path:
-        return write_ply(model, path)
+        return write_ply(model, path, rasterize_mode=self.rasterize_mode)
 
 
 __all__ = ['PARAM_KEYS', 'PlyExporter', 'load_ply_into_model', 'params_to_ply_array',
-           'ply_property_names', 'read_ply', 'write_ply']
+           'ply_property_names', 'read_ply', 'read_ply_rasterize_mode', 'write_ply']

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Union
 
 import torch
@@ -55,6 +55,8 @@ class GaussianSplatting(BaseModel):
         num_random: Gaussians placed uniformly when the scene has no points.
         random_extent: half size of the random cube, in units of ``scene_extent``.
         max_init_points: random subset of the point cloud at most this large (None: all).
+        random_init: ignore the scene's point cloud and start from ``num_random`` random
+            points (e.g. to show that MCMC needs no SfM points).
         background: 'white' | 'black' | 'random' | [r, g, b]. With 'random' each training
             view gets a random colour and images with alpha are re-composited on it.
         eval_background: background at evaluation (default: ``background``, black when
@@ -68,7 +70,8 @@ class GaussianSplatting(BaseModel):
                  num_random: int = 100_000, random_extent: float = 1.0,
                  max_init_points: int | None = None, background: BackgroundSpec = 'black',
                  eval_background: BackgroundSpec | None = None, ssim_lambda: float = 0.2,
-                 opacity_reg: float = 0.0, scale_reg: float = 0.0) -> None:
+                 opacity_reg: float = 0.0, scale_reg: float = 0.0,
+                 random_init: bool = False) -> None:
         super().__init__()
         if not 0 <= sh_degree <= 3:
             raise ValueError(f'sh_degree must be in 0..3, got {sh_degree}')
@@ -80,6 +83,7 @@ class GaussianSplatting(BaseModel):
         self.num_random = int(num_random)
         self.random_extent = float(random_extent)
         self.max_init_points = max_init_points
+        self.random_init = bool(random_init)
         self.background = _parse_background(background)
         if eval_background is None:
             eval_background = 'black' if self.background == 'random' else background
@@ -99,6 +103,10 @@ class GaussianSplatting(BaseModel):
             'shN': nn.Parameter(torch.zeros(0, k - 1, 3)),
         })
         self.register_buffer('step', torch.zeros((), dtype=torch.long))
+        # Extra renderer inputs asked for by the optimizer's strategy (e.g. absgrad=True).
+        self.render_requests: dict[str, Any] = {}
+        # Extra loss terms ``name -> fn(params)`` added by the strategy (e.g. MCMC's).
+        self.loss_terms: dict[str, Callable[[nn.ParameterDict], Tensor]] = {}
         # Background the dataset composited its images on (to re-composite with alpha).
         self.register_buffer('data_background', torch.zeros(3))
 
@@ -118,6 +126,14 @@ class GaussianSplatting(BaseModel):
             return self.sh_degree
         return min(self.sh_degree, step // self.sh_degree_interval)
 
+    def request_render_inputs(self, **inputs: Any) -> None:
+        """Add ``inputs`` (e.g. ``absgrad=True``) to every ``forward`` output."""
+        self.render_requests.update(inputs)
+
+    def add_loss_terms(self, **terms: Callable[[nn.ParameterDict], Tensor]) -> None:
+        """Add ``name=fn`` terms: ``get_loss_dict`` adds ``fn(self.params)`` to the loss."""
+        self.loss_terms.update(terms)
+
     def set_step(self, step: int) -> None:
         """Tell the model which training step comes next."""
         self.step.fill_(int(step))
@@ -133,7 +149,7 @@ class GaussianSplatting(BaseModel):
         bg = getattr(scene, 'background', None)
         if bg is not None:
             self.data_background.copy_(torch.as_tensor(bg, dtype=torch.float32).reshape(3))
-        if points is None or len(points) == 0:
+        if points is None or len(points) == 0 or self.random_init:
             center = getattr(scene, 'scene_center', None)
             center = (torch.zeros(3) if center is None
                       else torch.as_tensor(center, dtype=torch.float32).reshape(3))
@@ -192,7 +208,7 @@ class GaussianSplatting(BaseModel):
             opacities=torch.sigmoid(p['opacities']),
             colors=torch.cat([p['sh0'], p['shN']], dim=1),
             sh_degree=self.active_sh_degree(step),
-            backgrounds=self._backgrounds(n_views, p['means'].device))
+            backgrounds=self._backgrounds(n_views, p['means'].device), **self.render_requests)
 
     def target_image(self, render_results: dict[str, Any], batch: dict[str, Any]) -> Tensor:
         """Ground truth on the background used for the render ``[B,H,W,3]``."""
@@ -217,6 +233,9 @@ class GaussianSplatting(BaseModel):
         if self.scale_reg > 0:
             losses['scale_reg'] = self.scale_reg * torch.exp(self.params['scales']).mean()
             losses['loss'] = losses['loss'] + losses['scale_reg']
+        for name, term in self.loss_terms.items():
+            losses[name] = term(self.params)
+            losses['loss'] = losses['loss'] + losses[name]
         return losses
 
     def get_optimizer_dict(self, loss_dict: dict[str, Tensor], render_results: dict[str, Any],

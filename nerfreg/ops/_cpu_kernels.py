@@ -25,7 +25,8 @@ Packed per-Gaussian record ``rec [G, R]`` (one 64-byte cache line for float32 an
 ``mean_x, mean_y, a, b, c, opacity, sigma_limit, box_x0, box_x1, box_y0, box_y1, colour...``
 (box: inclusive pixel bounds of the ellipse, stored as exact small integers).
 Per-intersection gradient row ``gi [M, 6 + D]``: ``d mean_x, d mean_y, d a, d b, d c,
-d opacity, d colour...``.
+d opacity, d colour...``; with two more columns (``gi [M, 8 + D]``) the backward also writes
+``sum |d mean_x|, sum |d mean_y|`` over the pixels (gsplat's ``absgrad``).
 """
 
 from __future__ import annotations
@@ -405,6 +406,7 @@ def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, heigh
     n_ch = grad_color.shape[3]
     n_tiles = tiles_x * tiles_y
     has_bg = backgrounds.shape[0] > 0
+    want_abs = gi.shape[1] >= 8 + n_ch  # also sum |d mean2d| per pixel (absgrad)
     for it in prange(n_cams * n_tiles):
         tid = tile_order[it]
         cam = tid // n_tiles
@@ -458,6 +460,8 @@ def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, heigh
             gb = 0.0
             gc = 0.0
             go = 0.0
+            amx = 0.0
+            amy = 0.0
             bx0 = max(int(rec[g, 7]), x0)
             bx1 = min(int(rec[g, 8]), x1)
             by0 = max(int(rec[g, 9]), y0)
@@ -505,8 +509,13 @@ def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, heigh
                         dsig = -alpha * dal
                         fdx = float(dx)
                         fdy = float(dy)
-                        gmx += dsig * (a * fdx + b * fdy)
-                        gmy += dsig * (c * fdy + b * fdx)
+                        pmx = dsig * (a * fdx + b * fdy)
+                        pmy = dsig * (c * fdy + b * fdx)
+                        gmx += pmx
+                        gmy += pmy
+                        if want_abs:
+                            amx += abs(pmx)
+                            amy += abs(pmy)
                         ga += dsig * fdx * fdx
                         gb += dsig * fdx * fdy
                         gc += dsig * fdy * fdy
@@ -518,6 +527,9 @@ def backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, heigh
             gi[k, 5] = go
             for d in range(n_ch):
                 gi[k, 6 + d] = gcol[d]
+            if want_abs:
+                gi[k, 6 + n_ch] = amx
+                gi[k, 7 + n_ch] = amy
 
 
 def balanced_order(work: np.ndarray, n_threads: int) -> np.ndarray:

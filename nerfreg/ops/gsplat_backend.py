@@ -29,11 +29,13 @@ def gsplat_kwargs(
     means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
     viewmats: Tensor, Ks: Tensor, width: int, height: int, *, sh_degree: int | None,
     near_plane: float, far_plane: float, backgrounds: Tensor | None, render_mode: str,
-    tile_size: int, eps2d: float, radius_clip: float,
+    tile_size: int, eps2d: float, radius_clip: float, rasterize_mode: str = 'classic',
+    absgrad: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for ``gsplat.rasterization`` matching our numerics.
 
-    Unpacked mode, classic (non-antialiased) rasterization, pinhole camera. Our quats are
+    Unpacked mode, pinhole camera; ``rasterize_mode`` ('classic' | 'antialiased') and
+    ``absgrad`` (gsplat fills ``meta['means2d'].absgrad``) pass through. Our quats are
     normalised here (gsplat normalises too; this keeps the call independent of that).
     In depth-only modes backgrounds are dropped, as in our other backends.
     """
@@ -45,7 +47,8 @@ def gsplat_kwargs(
         width=int(width), height=int(height), near_plane=float(near_plane),
         far_plane=float(far_plane), radius_clip=float(radius_clip), eps2d=float(eps2d),
         sh_degree=sh_degree, packed=False, tile_size=int(tile_size), backgrounds=backgrounds,
-        render_mode=render_mode, rasterize_mode='classic', camera_model='pinhole',
+        render_mode=render_mode, rasterize_mode=rasterize_mode, camera_model='pinhole',
+        absgrad=bool(absgrad),
     )
 
 
@@ -88,6 +91,7 @@ def rasterization_gsplat(
                            height, **options)
     render_colors, render_alphas, meta = gsplat.rasterization(**kwargs)
     meta = convert_gsplat_meta(meta, viewmats.shape[0], width, height, kwargs['tile_size'])
+    meta['rasterize_mode'] = kwargs['rasterize_mode']
     if meta['means2d'].requires_grad:
         meta['means2d'].retain_grad()
     return render_colors, render_alphas, meta

@@ -39,7 +39,8 @@ def project_gaussians(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     radius_clip: float = 0.0,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    calc_compensations: bool = False,
+) -> tuple[Tensor, ...]:
     """Project N Gaussians into C pinhole cameras (EWA splatting).
 
     The Jacobian of the pinhole is evaluated at the camera-space mean with x/z and y/z clamped
@@ -56,6 +57,10 @@ def project_gaussians(
         ``radii [C, N]`` int32 = ceil(3 sqrt(largest eigenvalue)), ``means2d [C, N, 2]`` (pixels),
         ``depths [C, N]`` (camera z), ``conics [C, N, 3]`` = (a, b, c) of the inverse covariance.
         ``means2d`` and ``conics`` are zero where the depth/covariance test fails.
+        With ``calc_compensations`` also ``compensations [C, N]`` =
+        ``sqrt(det(cov2d) / det(cov2d + eps2d I))`` (0 where that is undefined): the opacity
+        factor of anti-aliased rendering (Mip-Splatting's 2D filter, gsplat's
+        ``rasterize_mode='antialiased'``), which keeps a dilated Gaussian's integral.
     """
     rot = viewmats[:, :3, :3]  # [C, 3, 3]
     trans = viewmats[:, :3, 3]  # [C, 3]
@@ -105,4 +110,10 @@ def project_gaussians(
                      & (my + radius > 0) & (my - radius < height))
         keep = valid & on_screen & (radius > radius_clip)
         radii = torch.where(keep, radius, torch.zeros_like(radius)).to(torch.int32)
-    return radii, means2d, z, conics
+    if not calc_compensations:
+        return radii, means2d, z, conics
+    det0 = cov2d[..., 0, 0] * cov2d[..., 1, 1] - b * b
+    ok = valid & (det0 > 0)
+    ratio = torch.where(ok, det0, torch.ones_like(det0)) / det_safe
+    comps = torch.where(ok, torch.sqrt(ratio), torch.zeros_like(ratio))
+    return radii, means2d, z, conics, comps

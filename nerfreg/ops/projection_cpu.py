@@ -1,9 +1,9 @@
-"""Numba forward + hand-written backward of EWA projection and SH colours (CPU fast path).
+"""Numba forward + hand-written backward of EWA projection (CPU fast path).
 
-Drop-in equivalents of ``projection.project_gaussians`` and of the SH branch of
-``rasterization._colors_per_camera`` (same arguments, outputs and numerics: see
-docs/architecture.md), fused per Gaussian so that 100k Gaussians cost a few milliseconds
-instead of a few hundred autograd ops on ``[C, N, 3, 3]`` tensors.
+Drop-in equivalent of ``projection.project_gaussians`` (same arguments, outputs and
+numerics: see docs/architecture.md), fused per Gaussian so that 100k Gaussians cost a few
+milliseconds instead of a few hundred autograd ops on ``[C, N, 3, 3]`` tensors. The SH
+colour kernels live in ``sh_cpu.py`` (``sh_colors_cpu`` is re-exported here).
 """
 
 from __future__ import annotations
@@ -17,19 +17,11 @@ import torch
 from numba import njit, prange
 from torch import Tensor
 
+from .sh_cpu import sh_colors_cpu  # noqa: F401  (re-exported: it used to live here)
+
 _JIT = dict(cache=True, nogil=True, fastmath={'nsz', 'arcp', 'contract'})
 
 _CHUNK = 512  # Gaussians per parallel task (scratch arrays are allocated per task)
-_K00 = 0.5 / math.sqrt(math.pi)
-_K1 = math.sqrt(3.0 / (4.0 * math.pi))
-_K2_XY = 0.5 * math.sqrt(15.0 / math.pi)
-_K2_0 = 0.25 * math.sqrt(5.0 / math.pi)
-_K2_2 = 0.25 * math.sqrt(15.0 / math.pi)
-_K3_3 = 0.25 * math.sqrt(35.0 / (2.0 * math.pi))
-_K3_2a = 0.5 * math.sqrt(105.0 / math.pi)
-_K3_1 = 0.25 * math.sqrt(21.0 / (2.0 * math.pi))
-_K3_0 = 0.25 * math.sqrt(7.0 / math.pi)
-_K3_2b = 0.25 * math.sqrt(105.0 / math.pi)
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -82,8 +74,9 @@ def _cov_cam(quat, scale, view, m, r, sig_c):
 
 @njit(**_JIT)
 def _project_fwd_one(g, means, quats, scales, viewmats, ks, width, height, eps2d, near, far,
-                     radius_clip, radii, means2d, depths, conics, m, r, sig):
+                     radius_clip, radii, means2d, depths, conics, comps, m, r, sig):
     n_cams = viewmats.shape[0]
+    want_comp = comps.shape[0] > 0
     for ci in range(n_cams):
         view = viewmats[ci, :3, :3]
         _cov_cam(quats[g], scales[g], view, m, r, sig)
@@ -100,6 +93,8 @@ def _project_fwd_one(g, means, quats, scales, viewmats, ks, width, height, eps2d
         conics[ci, g, 0] = 0.0
         conics[ci, g, 1] = 0.0
         conics[ci, g, 2] = 0.0
+        if want_comp:
+            comps[ci, g] = 0.0
         if not (pz > near and pz < far):
             continue
         fx = ks[ci, 0, 0]
@@ -118,11 +113,17 @@ def _project_fwd_one(g, means, quats, scales, viewmats, ks, width, height, eps2d
         a = j00 * (j00 * sig[0, 0] + j02 * sig[0, 2]) + j02 * (j00 * sig[2, 0] + j02 * sig[2, 2])
         b = j00 * (j11 * sig[0, 1] + j12 * sig[0, 2]) + j02 * (j11 * sig[2, 1] + j12 * sig[2, 2])
         c = j11 * (j11 * sig[1, 1] + j12 * sig[1, 2]) + j12 * (j11 * sig[2, 1] + j12 * sig[2, 2])
-        a += eps2d
-        c += eps2d
+        a0 = a
+        c0 = c
+        a = a0 + eps2d
+        c = c0 + eps2d
         det = a * c - b * b
         if not det > 0:
             continue
+        if want_comp:  # anti-aliasing: opacity factor sqrt(det(cov2d) / det(cov2d + eps I))
+            det0 = a0 * c0 - b * b
+            if det0 > 0:
+                comps[ci, g] = math.sqrt(det0 / det)
         conics[ci, g, 0] = c / det
         conics[ci, g, 1] = -b / det
         conics[ci, g, 2] = a / det
@@ -142,7 +143,7 @@ def _project_fwd_one(g, means, quats, scales, viewmats, ks, width, height, eps2d
 
 @njit(parallel=True, **_JIT)
 def _project_fwd(means, quats, scales, viewmats, ks, width, height, eps2d, near, far,
-                 radius_clip, radii, means2d, depths, conics):
+                 radius_clip, radii, means2d, depths, conics, comps):
     n_chunks = (means.shape[0] + _CHUNK - 1) // _CHUNK
     for chunk in prange(n_chunks):
         m = np.empty((3, 3))
@@ -150,15 +151,16 @@ def _project_fwd(means, quats, scales, viewmats, ks, width, height, eps2d, near,
         sig = np.empty((3, 3))
         for g in range(chunk * _CHUNK, min(means.shape[0], (chunk + 1) * _CHUNK)):
             _project_fwd_one(g, means, quats, scales, viewmats, ks, width, height, eps2d,
-                             near, far, radius_clip, radii, means2d, depths, conics, m, r,
-                             sig)
+                             near, far, radius_clip, radii, means2d, depths, conics, comps,
+                             m, r, sig)
 
 
 @njit(**_JIT)
 def _project_bwd_one(g, means, quats, scales, viewmats, ks, width, height, eps2d, near, far,
-                     v_means2d, v_depths, v_conics, g_means, g_quats, g_scales,
+                     v_means2d, v_depths, v_conics, v_comps, g_means, g_quats, g_scales,
                      m, wm, sig, gsig, tmp, gm, gp, t0, t1, r, gr):
     n_cams = viewmats.shape[0]
+    want_comp = v_comps.shape[0] > 0
     gm[:, :] = 0.0
     qn = math.sqrt(quats[g, 0] ** 2 + quats[g, 1] ** 2 + quats[g, 2] ** 2 + quats[g, 3] ** 2)
     inv_qn = 1.0 / max(qn, 1e-12)
@@ -193,12 +195,14 @@ def _project_bwd_one(g, means, quats, scales, viewmats, ks, width, height, eps2d
             j02 = -fx * u / pz
             j11 = fy / pz
             j12 = -fy * v / pz
-            a = j00 * (j00 * sig[0, 0] + j02 * sig[0, 2]) \
-                + j02 * (j00 * sig[2, 0] + j02 * sig[2, 2]) + eps2d
+            a0 = j00 * (j00 * sig[0, 0] + j02 * sig[0, 2]) \
+                + j02 * (j00 * sig[2, 0] + j02 * sig[2, 2])
             b = j00 * (j11 * sig[0, 1] + j12 * sig[0, 2]) \
                 + j02 * (j11 * sig[2, 1] + j12 * sig[2, 2])
-            c = j11 * (j11 * sig[1, 1] + j12 * sig[1, 2]) \
-                + j12 * (j11 * sig[2, 1] + j12 * sig[2, 2]) + eps2d
+            c0 = j11 * (j11 * sig[1, 1] + j12 * sig[1, 2]) \
+                + j12 * (j11 * sig[2, 1] + j12 * sig[2, 2])
+            a = a0 + eps2d
+            c = c0 + eps2d
             det = a * c - b * b
             if det > 0:
                 # conic = (c, -b, a) / det
@@ -209,6 +213,13 @@ def _project_bwd_one(g, means, quats, scales, viewmats, ks, width, height, eps2d
                 ga = g2 / det + g_det * c
                 gc = g0 / det + g_det * a
                 gb = -g1 / det - 2.0 * g_det * b
+                det0 = a0 * c0 - b * b
+                if want_comp and det0 > 0:
+                    # comp = sqrt(det0 / det): d comp = comp / 2 (d det0 / det0 - d det / det)
+                    gk = 0.5 * float(v_comps[ci, g]) * math.sqrt(det0 / det)
+                    ga += gk * (c0 / det0 - c / det)
+                    gc += gk * (a0 / det0 - a / det)
+                    gb += gk * 2.0 * b * (1.0 / det - 1.0 / det0)
                 # symmetric 2x2 gradient of cov2d: [[ga, gb/2], [gb/2, gc]]
                 h01 = 0.5 * gb
                 # J = [[j00, 0, j02], [0, j11, j12]]; gsig = J^T G J (3x3 symmetric)
@@ -298,7 +309,7 @@ def _project_bwd_one(g, means, quats, scales, viewmats, ks, width, height, eps2d
 
 @njit(parallel=True, **_JIT)
 def _project_bwd(means, quats, scales, viewmats, ks, width, height, eps2d, near, far,
-                 v_means2d, v_depths, v_conics, g_means, g_quats, g_scales):
+                 v_means2d, v_depths, v_conics, v_comps, g_means, g_quats, g_scales):
     n = means.shape[0]
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         m = np.empty((3, 3))
@@ -314,15 +325,15 @@ def _project_bwd(means, quats, scales, viewmats, ks, width, height, eps2d, near,
         gr = np.empty((3, 3))
         for g in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
             _project_bwd_one(g, means, quats, scales, viewmats, ks, width, height, eps2d,
-                             near, far, v_means2d, v_depths, v_conics, g_means, g_quats,
-                             g_scales, m, wm, sig, gsig, tmp, gm, gp, t0, t1, r, gr)
+                             near, far, v_means2d, v_depths, v_conics, v_comps, g_means,
+                             g_quats, g_scales, m, wm, sig, gsig, tmp, gm, gp, t0, t1, r, gr)
 
 
 class _ProjectCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, means: Tensor, quats: Tensor, scales: Tensor, viewmats: Tensor,
                 Ks: Tensor, width: int, height: int, eps2d: float, near: float, far: float,
-                radius_clip: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                radius_clip: float, calc_comps: bool) -> tuple[Tensor, ...]:
         _set_threads()
         dtype = means.dtype
         n_cams, n = viewmats.shape[0], means.shape[0]
@@ -332,209 +343,41 @@ class _ProjectCPU(torch.autograd.Function):
         means2d = torch.empty(n_cams, n, 2, dtype=dtype)
         depths = torch.empty(n_cams, n, dtype=dtype)
         conics = torch.empty(n_cams, n, 3, dtype=dtype)
+        comps = torch.empty((n_cams, n) if calc_comps else (0, 0), dtype=dtype)
         _project_fwd(*arrs, width, height, eps2d, near, far, radius_clip, radii.numpy(),
-                     means2d.numpy(), depths.numpy(), conics.numpy())
+                     means2d.numpy(), depths.numpy(), conics.numpy(), comps.numpy())
         ctx.arrs = arrs
         ctx.dtype = dtype
         ctx.args = (width, height, eps2d, near, far)
         ctx.mark_non_differentiable(radii)
-        return radii, means2d, depths, conics
+        return radii, means2d, depths, conics, comps
 
     @staticmethod
     def backward(ctx: Any, _g_radii: Tensor | None, g_means2d: Tensor, g_depths: Tensor,
-                 g_conics: Tensor) -> tuple[Tensor | None, ...]:
+                 g_conics: Tensor, g_comps: Tensor | None) -> tuple[Tensor | None, ...]:
         _set_threads()
         dtype = ctx.dtype
         n = ctx.arrs[0].shape[0]
         g_means = np.zeros((n, 3))
         g_quats = np.zeros((n, 4))
         g_scales = np.zeros((n, 3))
+        v_comps = (np.zeros((0, 0)) if g_comps is None or g_comps.numel() == 0
+                   else _np(g_comps.double()))
         _project_bwd(*ctx.arrs, *ctx.args, _np(g_means2d.double()), _np(g_depths.double()),
-                     _np(g_conics.double()), g_means, g_quats, g_scales)
+                     _np(g_conics.double()), v_comps, g_means, g_quats, g_scales)
         return (torch.from_numpy(g_means).to(dtype), torch.from_numpy(g_quats).to(dtype),
-                torch.from_numpy(g_scales).to(dtype)) + (None,) * 8
+                torch.from_numpy(g_scales).to(dtype)) + (None,) * 9
 
 
 def project_gaussians_cpu(means: Tensor, quats: Tensor, scales: Tensor, viewmats: Tensor,
                           Ks: Tensor, width: int, height: int, eps2d: float = 0.3,
                           near_plane: float = 0.01, far_plane: float = 1e10,
-                          radius_clip: float = 0.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Same contract as ``projection.project_gaussians`` (radii, means2d, depths, conics);
-    differentiable w.r.t. means, quats and scales (not viewmats / Ks)."""
-    return _ProjectCPU.apply(means, quats, scales, viewmats, Ks, int(width), int(height),
-                             float(eps2d), float(near_plane), float(far_plane),
-                             float(radius_clip))
-
-
-# ----------------------------------------------------------------------------- SH colours
-
-
-@njit(**_JIT)
-def _sh_basis(deg, x, y, z, out, grad):
-    """Basis values (and d/d(x, y, z) of each, when grad has rows) at a unit direction."""
-    out[0] = _K00
-    want = grad.shape[0] > 0
-    if want:
-        grad[:, :] = 0.0
-    if deg >= 1:
-        out[1] = -_K1 * y
-        out[2] = _K1 * z
-        out[3] = -_K1 * x
-        if want:
-            grad[1, 1] = -_K1
-            grad[2, 2] = _K1
-            grad[3, 0] = -_K1
-    if deg >= 2:
-        xx = x * x
-        yy = y * y
-        zz = z * z
-        out[4] = _K2_XY * x * y
-        out[5] = -_K2_XY * y * z
-        out[6] = _K2_0 * (2.0 * zz - xx - yy)
-        out[7] = -_K2_XY * x * z
-        out[8] = _K2_2 * (xx - yy)
-        if want:
-            grad[4, 0] = _K2_XY * y
-            grad[4, 1] = _K2_XY * x
-            grad[5, 1] = -_K2_XY * z
-            grad[5, 2] = -_K2_XY * y
-            grad[6, 0] = -2.0 * _K2_0 * x
-            grad[6, 1] = -2.0 * _K2_0 * y
-            grad[6, 2] = 4.0 * _K2_0 * z
-            grad[7, 0] = -_K2_XY * z
-            grad[7, 2] = -_K2_XY * x
-            grad[8, 0] = 2.0 * _K2_2 * x
-            grad[8, 1] = -2.0 * _K2_2 * y
-    if deg >= 3:
-        xx = x * x
-        yy = y * y
-        zz = z * z
-        out[9] = -_K3_3 * y * (3.0 * xx - yy)
-        out[10] = _K3_2a * x * y * z
-        out[11] = -_K3_1 * y * (4.0 * zz - xx - yy)
-        out[12] = _K3_0 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy)
-        out[13] = -_K3_1 * x * (4.0 * zz - xx - yy)
-        out[14] = _K3_2b * z * (xx - yy)
-        out[15] = -_K3_3 * x * (xx - 3.0 * yy)
-        if want:
-            grad[9, 0] = -6.0 * _K3_3 * x * y
-            grad[9, 1] = -_K3_3 * (3.0 * xx - 3.0 * yy)
-            grad[10, 0] = _K3_2a * y * z
-            grad[10, 1] = _K3_2a * x * z
-            grad[10, 2] = _K3_2a * x * y
-            grad[11, 0] = 2.0 * _K3_1 * x * y
-            grad[11, 1] = -_K3_1 * (4.0 * zz - xx - 3.0 * yy)
-            grad[11, 2] = -8.0 * _K3_1 * y * z
-            grad[12, 0] = -6.0 * _K3_0 * x * z
-            grad[12, 1] = -6.0 * _K3_0 * y * z
-            grad[12, 2] = _K3_0 * (6.0 * zz - 3.0 * xx - 3.0 * yy)
-            grad[13, 0] = -_K3_1 * (4.0 * zz - 3.0 * xx - yy)
-            grad[13, 1] = 2.0 * _K3_1 * x * y
-            grad[13, 2] = -8.0 * _K3_1 * x * z
-            grad[14, 0] = 2.0 * _K3_2b * x * z
-            grad[14, 1] = -2.0 * _K3_2b * y * z
-            grad[14, 2] = _K3_2b * (xx - yy)
-            grad[15, 0] = -_K3_3 * (3.0 * xx - 3.0 * yy)
-            grad[15, 1] = 6.0 * _K3_3 * x * y
-
-
-@njit(parallel=True, **_JIT)
-def _sh_fwd(deg, means, campos, coeffs, out):
-    nb = (deg + 1) * (deg + 1)
-    n_ch = coeffs.shape[2]
-    n = means.shape[0]
-    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-        basis = np.empty(16)
-        nograd = np.empty((0, 3))
-        for g in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            for ci in range(campos.shape[0]):
-                dx = means[g, 0] - campos[ci, 0]
-                dy = means[g, 1] - campos[ci, 1]
-                dz = means[g, 2] - campos[ci, 2]
-                inv = 1.0 / max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
-                _sh_basis(deg, dx * inv, dy * inv, dz * inv, basis, nograd)
-                for ch in range(n_ch):
-                    s = 0.0
-                    for k in range(nb):
-                        s += basis[k] * coeffs[g, k, ch]
-                    out[ci, g, ch] = max(s + 0.5, 0.0)
-
-
-@njit(parallel=True, **_JIT)
-def _sh_bwd(deg, means, campos, coeffs, colors, v_colors, g_means, g_coeffs):
-    nb = (deg + 1) * (deg + 1)
-    n_ch = coeffs.shape[2]
-    n = means.shape[0]
-    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-        basis = np.empty(16)
-        dbasis = np.empty((16, 3))
-        for g in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            for ci in range(campos.shape[0]):
-                dx = means[g, 0] - campos[ci, 0]
-                dy = means[g, 1] - campos[ci, 1]
-                dz = means[g, 2] - campos[ci, 2]
-                nrm = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
-                ux = dx / nrm
-                uy = dy / nrm
-                uz = dz / nrm
-                _sh_basis(deg, ux, uy, uz, basis, dbasis)
-                gu0 = 0.0
-                gu1 = 0.0
-                gu2 = 0.0
-                for ch in range(n_ch):
-                    if not colors[ci, g, ch] > 0.0:  # clamped at 0: no gradient
-                        continue
-                    gv = float(v_colors[ci, g, ch])
-                    for k in range(nb):
-                        g_coeffs[g, k, ch] += basis[k] * gv
-                        gb = coeffs[g, k, ch] * gv
-                        gu0 += gb * dbasis[k, 0]
-                        gu1 += gb * dbasis[k, 1]
-                        gu2 += gb * dbasis[k, 2]
-                dot = ux * gu0 + uy * gu1 + uz * gu2
-                g_means[g, 0] += (gu0 - ux * dot) / nrm
-                g_means[g, 1] += (gu1 - uy * dot) / nrm
-                g_means[g, 2] += (gu2 - uz * dot) / nrm
-
-
-class _SHColorsCPU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, sh_degree: int, means: Tensor, coeffs: Tensor,
-                campos: Tensor) -> Tensor:
-        _set_threads()
-        dtype = means.dtype
-        arrs = [_np(t.to(dtype)) for t in (means, campos, coeffs)]
-        out = torch.empty(campos.shape[0], means.shape[0], coeffs.shape[2], dtype=dtype)
-        _sh_fwd(sh_degree, arrs[0], arrs[1], arrs[2], out.numpy())
-        ctx.save_for_backward(out)
-        ctx.arrs = arrs
-        ctx.deg = sh_degree
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, v_colors: Tensor) -> tuple[Tensor | None, ...]:
-        _set_threads()
-        (out,) = ctx.saved_tensors
-        means, campos, coeffs = ctx.arrs
-        g_means = np.zeros(means.shape)
-        g_coeffs = np.zeros(coeffs.shape)
-        _sh_bwd(ctx.deg, means, campos, coeffs, out.numpy(), _np(v_colors), g_means, g_coeffs)
-        return (None, torch.from_numpy(g_means).to(out.dtype),
-                torch.from_numpy(g_coeffs).to(out.dtype), None)
-
-
-def sh_colors_cpu(sh_degree: int, means: Tensor, coeffs: Tensor, viewmats: Tensor) -> Tensor:
-    """``clamp_min(SH(mean - camera centre) + 0.5, 0)`` per camera: ``[C, N, D]``.
-
-    Same as the SH branch of ``rasterization._colors_per_camera`` (coeffs ``[N, K, D]`` with
-    ``K >= (sh_degree + 1)^2``; only the first ``(sh_degree+1)^2`` are read).
-    """
-    if not 0 <= sh_degree <= 3:
-        raise ValueError(f'sh_degree must be in 0..3, got {sh_degree}')
-    nb = (sh_degree + 1) ** 2
-    if coeffs.shape[1] < nb:
-        raise ValueError(f'sh_degree={sh_degree} needs {nb} SH coefficients per Gaussian, '
-                         f'got {coeffs.shape[1]}')
-    rot, trans = viewmats[:, :3, :3], viewmats[:, :3, 3]
-    campos = -torch.einsum('cji,cj->ci', rot, trans).detach()
-    return _SHColorsCPU.apply(int(sh_degree), means, coeffs, campos)
+                          radius_clip: float = 0.0,
+                          calc_compensations: bool = False) -> tuple[Tensor, ...]:
+    """Same contract as ``projection.project_gaussians`` (radii, means2d, depths, conics,
+    and ``compensations`` with ``calc_compensations``); differentiable w.r.t. means, quats
+    and scales (not viewmats / Ks)."""
+    out = _ProjectCPU.apply(means, quats, scales, viewmats, Ks, int(width), int(height),
+                            float(eps2d), float(near_plane), float(far_plane),
+                            float(radius_clip), bool(calc_compensations))
+    return out if calc_compensations else out[:4]

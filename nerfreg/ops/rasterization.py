@@ -13,6 +13,14 @@ from .sh import spherical_harmonics
 
 RENDER_MODES = ('RGB', 'D', 'ED', 'RGB+D', 'RGB+ED')
 BACKENDS = ('auto', 'torch', 'cpu', 'gsplat')
+RASTERIZE_MODES = ('classic', 'antialiased')
+
+
+def check_rasterize_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`RASTERIZE_MODES`, else a ValueError naming them."""
+    if mode not in RASTERIZE_MODES:
+        raise ValueError(f'rasterize_mode must be one of {RASTERIZE_MODES}, got {mode!r}')
+    return mode
 
 
 def load_cpu_rasterizer() -> Callable[..., tuple[Tensor, Tensor]]:
@@ -57,6 +65,18 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return 'torch'
 
 
+def _absgrad_sink(means2d: Tensor) -> Tensor:
+    """A zero leaf whose gradient the rasterizers fill with ``sum |d loss / d means2d|``;
+    a hook hands it to ``means2d.absgrad`` (where gsplat puts it)."""
+    sink = torch.zeros_like(means2d, requires_grad=True)
+
+    def _store(grad: Tensor) -> None:
+        means2d.absgrad = grad
+
+    sink.register_hook(_store)
+    return sink
+
+
 def _colors_per_camera(colors: Tensor, sh_degree: int | None, means: Tensor,
                        viewmats: Tensor) -> Tensor:
     """``[C, N, D]`` colours from ``[N, D]`` / ``[C, N, D]`` colours or ``[N, K, 3]`` SH."""
@@ -97,6 +117,8 @@ def rasterization(
     tile_size: int = 16,
     eps2d: float = 0.3,
     radius_clip: float = 0.0,
+    rasterize_mode: str = 'classic',
+    absgrad: bool = False,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Render N 3D Gaussians into C pinhole cameras (gsplat argument conventions).
 
@@ -107,6 +129,13 @@ def rasterization(
         viewmats ``[C, 4, 4]`` world-to-camera (OpenCV); Ks ``[C, 3, 3]``; backgrounds
         ``[C, D]`` (colour channels only; ignored in 'D'/'ED'); render_mode one of
         ``RENDER_MODES``; backend one of ``BACKENDS``.
+        rasterize_mode: 'classic', or 'antialiased' (Mip-Splatting's 2D filter as in gsplat:
+        the ``eps2d`` dilation of every 2D covariance is compensated by multiplying the
+        opacity by ``sqrt(det(cov2d) / det(cov2d + eps2d I))``; ``meta['opacities']``
+        includes that factor).
+        absgrad: also compute, in the backward pass, the per-pixel sum of
+        ``|d loss / d means2d|`` into the attribute ``meta['means2d'].absgrad`` (gsplat's
+        name), for absolute-gradient densification.
     Returns:
         ``render_colors [C, H, W, D(+1)]`` (depth last), ``render_alphas [C, H, W, 1]`` and
         ``meta`` (radii, means2d, depths, conics, opacities, colors, width, height,
@@ -119,6 +148,8 @@ def rasterization(
     if viewmats.dim() != 3 or Ks.dim() != 3 or viewmats.shape[0] != Ks.shape[0]:
         raise ValueError('viewmats must be [C, 4, 4] and Ks [C, 3, 3] with the same C, got '
                          f'{tuple(viewmats.shape)} and {tuple(Ks.shape)}')
+    check_rasterize_mode(rasterize_mode)
+    antialiased = rasterize_mode == 'antialiased'
     width, height, tile_size = int(width), int(height), int(tile_size)
     chosen = resolve_backend(backend, means.device)
     if chosen == 'gsplat':
@@ -127,7 +158,8 @@ def rasterization(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,
             sh_degree=sh_degree, near_plane=near_plane, far_plane=far_plane,
             backgrounds=backgrounds, render_mode=render_mode, tile_size=tile_size,
-            eps2d=eps2d, radius_clip=radius_clip)
+            eps2d=eps2d, radius_clip=radius_clip, rasterize_mode=rasterize_mode,
+            absgrad=absgrad)
 
     n_cams = viewmats.shape[0]
     # The cpu backend also has fused Numba projection and SH kernels; they give no
@@ -138,13 +170,17 @@ def rasterization(
         project = project_gaussians_cpu
     else:
         project = project_gaussians
-    radii, means2d, depths, conics = project(
+    radii, means2d, depths, conics, *comps = project(
         means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d,
-        near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip)
+        near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip,
+        calc_compensations=antialiased)
+    sink = None
     if means2d.requires_grad:
         means2d.retain_grad()
+        if absgrad:
+            sink = _absgrad_sink(means2d)
     if fused and sh_degree is not None and colors.dim() == 3 and colors.shape[0] == means.shape[0]:
-        from .projection_cpu import sh_colors_cpu
+        from .sh_cpu import sh_colors_cpu
         cam_colors = sh_colors_cpu(sh_degree, means, colors, viewmats)
     else:
         cam_colors = _colors_per_camera(colors, sh_degree, means, viewmats)
@@ -152,6 +188,8 @@ def rasterization(
         raise ValueError(f'backgrounds must be [C, D] = [{n_cams}, {cam_colors.shape[-1]}], '
                          f'got {tuple(backgrounds.shape)}')
     cam_opacities = opacities.unsqueeze(0).expand(n_cams, -1)
+    if antialiased:
+        cam_opacities = cam_opacities * comps[0]
 
     if render_mode in ('RGB', 'RGB+D', 'RGB+ED'):
         feats, bkgd = cam_colors, backgrounds
@@ -166,8 +204,10 @@ def rasterization(
         raster = load_cpu_rasterizer()
     else:
         raster = rasterize_to_pixels_torch
+    extra = {} if sink is None else {'absgrad_sink': sink}
     render_colors, render_alphas = raster(
-        means2d, conics, feats, cam_opacities, depths, radii, width, height, tile_size, bkgd)
+        means2d, conics, feats, cam_opacities, depths, radii, width, height, tile_size, bkgd,
+        **extra)
 
     if render_mode in ('ED', 'RGB+ED'):
         expected = render_colors[..., -1:] / render_alphas.clamp_min(1e-10)
@@ -175,5 +215,6 @@ def rasterization(
 
     meta = dict(radii=radii, means2d=means2d, depths=depths, conics=conics,
                 opacities=cam_opacities, colors=cam_colors, width=width, height=height,
-                n_cameras=n_cams, tile_size=tile_size, backend=chosen)
+                n_cameras=n_cams, tile_size=tile_size, backend=chosen,
+                rasterize_mode=rasterize_mode)
     return render_colors, render_alphas, meta

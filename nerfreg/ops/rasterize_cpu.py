@@ -85,7 +85,8 @@ class _RasterizeCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, means2d: Tensor, conics: Tensor, colors: Tensor, opacities: Tensor,
                 depths: Tensor, radii: Tensor, width: int, height: int, tile_size: int,
-                backgrounds: Tensor | None) -> tuple[Tensor, Tensor]:
+                backgrounds: Tensor | None,
+                absgrad_sink: Tensor | None = None) -> tuple[Tensor, Tensor]:
         n_cams, n = means2d.shape[:2]
         n_ch = colors.shape[-1]
         dtype = means2d.dtype
@@ -108,6 +109,7 @@ class _RasterizeCPU(torch.autograd.Function):
                   out_alpha.numpy()[..., 0], out_t, out_last)
         ctx.state = (binning, bg, consts, out_t, out_last, (n_cams, n, n_ch, width, height))
         ctx.has_bg = backgrounds is not None
+        ctx.absgrad = absgrad_sink is not None
         return out_color, out_alpha
 
     @staticmethod
@@ -118,20 +120,22 @@ class _RasterizeCPU(torch.autograd.Function):
         _set_threads()
         g_color = _np(grad_color.to(dtype))
         g_alpha = _np(grad_alpha.to(dtype))[..., 0]
-        gi = np.empty((binning.n_isects, 6 + n_ch), dtype=consts.dtype)
+        n_col = 6 + n_ch + (2 if ctx.absgrad else 0)  # + sum |d mean2d| per pixel
+        gi = np.empty((binning.n_isects, n_col), dtype=consts.dtype)
         tile_bg = np.empty((n_cams * binning.tiles_x * binning.tiles_y, n_ch),
                            dtype=consts.dtype)
         K.backward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams,
                    width, height, binning.tiles_x, binning.tiles_y, binning.tile_order, out_t,
                    out_last, g_color,
                    g_alpha, gi, tile_bg)
-        v = torch.zeros(n_cams, n, 6 + n_ch, dtype=dtype)
-        K.reduce_gradients(binning.g_off, binning.g_isect, gi, v.numpy().reshape(-1, 6 + n_ch))
+        v = torch.zeros(n_cams, n, n_col, dtype=dtype)
+        K.reduce_gradients(binning.g_off, binning.g_isect, gi, v.numpy().reshape(-1, n_col))
         v_bg = None
         if ctx.has_bg and ctx.needs_input_grad[9]:
             v_bg = torch.from_numpy(tile_bg.reshape(n_cams, -1, n_ch).sum(axis=1))
-        return (v[..., 0:2], v[..., 2:5], v[..., 6:], v[..., 5], None, None, None, None, None,
-                v_bg)
+        v_abs = v[..., 6 + n_ch:] if ctx.absgrad else None
+        return (v[..., 0:2], v[..., 2:5], v[..., 6:6 + n_ch], v[..., 5], None, None, None, None,
+                None, v_bg, v_abs)
 
 
 def rasterize_to_pixels_cpu(
@@ -145,6 +149,7 @@ def rasterize_to_pixels_cpu(
     height: int,
     tile_size: int = 16,
     backgrounds: Tensor | None = None,
+    absgrad_sink: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Rasterize projected Gaussians on the CPU (contract signature; docs/architecture.md).
 
@@ -156,6 +161,9 @@ def rasterize_to_pixels_cpu(
     Returns:
         ``colors [C, H, W, D]`` and ``alphas [C, H, W, 1]`` (= 1 - final transmittance);
         differentiable w.r.t. means2d, conics, colors, opacities and backgrounds.
+        ``absgrad_sink``: an optional ``[C, N, 2]`` tensor requiring grad (its values are
+        unused); its gradient becomes the per-pixel sum of ``|d loss / d means2d|``
+        (gsplat's ``absgrad``).
     """
     if means2d.device.type != 'cpu':
         raise ValueError(f"backend 'cpu' needs CPU tensors, got {means2d.device}")
@@ -172,4 +180,4 @@ def rasterize_to_pixels_cpu(
     return _RasterizeCPU.apply(
         means2d, conics.to(dtype), colors.to(dtype), opacities.to(dtype), depths, radii,
         int(width), int(height), int(tile_size),
-        None if backgrounds is None else backgrounds.to(dtype))
+        None if backgrounds is None else backgrounds.to(dtype), absgrad_sink)

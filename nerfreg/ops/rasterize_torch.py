@@ -66,8 +66,21 @@ def tile_intersections(means2d: Tensor, radii: Tensor, depths: Tensor, width: in
     return tile_keys[perm], gauss_ids[perm], tiles_x, tiles_y
 
 
+class _AbsGradTap(torch.autograd.Function):
+    """Identity on ``(dx, dy) [B, P, K]``; the gradient of ``sink [B, K, 2]`` is the sum over
+    pixels of ``|d loss / d dx|, |d loss / d dy|`` (gsplat's ``absgrad``)."""
+
+    @staticmethod
+    def forward(ctx, dx: Tensor, dy: Tensor, sink: Tensor) -> tuple[Tensor, Tensor]:
+        return dx.view_as(dx), dy.view_as(dy)
+
+    @staticmethod
+    def backward(ctx, g_dx: Tensor, g_dy: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return g_dx, g_dy, torch.stack([g_dx.abs().sum(1), g_dy.abs().sum(1)], dim=-1)
+
+
 def _composite(mu: Tensor, pix: Tensor, conic: Tensor, opac: Tensor, valid: Tensor,
-               color: Tensor) -> tuple[Tensor, Tensor]:
+               color: Tensor, sink: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Composite ``[B, K]`` depth-sorted Gaussians over ``[B, P]`` pixels.
 
     mu ``[B, K, 2]`` means; pix ``[B, P, 2]`` pixel centres; conic ``[B, K, 3]``;
@@ -76,6 +89,8 @@ def _composite(mu: Tensor, pix: Tensor, conic: Tensor, opac: Tensor, valid: Tens
     """
     dx = mu[..., 0].unsqueeze(1) - pix[..., 0].unsqueeze(-1)  # [B, P, K]
     dy = mu[..., 1].unsqueeze(1) - pix[..., 1].unsqueeze(-1)
+    if sink is not None:
+        dx, dy = _AbsGradTap.apply(dx, dy, sink)
     ca, cb, cc = (conic[..., i].unsqueeze(1) for i in range(3))
     # exactly the contract's expression: other backends must take the same threshold decisions
     sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
@@ -104,6 +119,7 @@ def rasterize_to_pixels_torch(
     tile_size: int = 16,
     backgrounds: Tensor | None = None,
     chunk_elems: int = 1 << 21,
+    absgrad_sink: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Rasterize projected Gaussians (contract signature; see docs/architecture.md).
 
@@ -111,6 +127,8 @@ def rasterize_to_pixels_torch(
         means2d ``[C, N, 2]``, conics ``[C, N, 3]``, colors ``[C, N, D]``, opacities ``[C, N]``,
         depths ``[C, N]`` (sort key only), radii ``[C, N]`` (0 = invisible),
         backgrounds ``[C, D]`` or None; ``chunk_elems`` bounds ``tiles*pixels*list_len``.
+        ``absgrad_sink``: optional ``[C, N, 2]`` tensor requiring grad whose gradient becomes
+        the per-pixel sum of ``|d loss / d means2d|`` (gsplat's ``absgrad``).
     Returns:
         ``colors [C, H, W, D]`` and ``alphas [C, H, W, 1]`` (= 1 - final transmittance).
     """
@@ -163,6 +181,8 @@ def rasterize_to_pixels_torch(
                 pix = torch.stack([(ox[:, None] + px_loc[None, :]),
                                    (oy[:, None] + py_loc[None, :])], dim=-1)  # [B, P, 2]
             args = (means_f[gid], pix, conics_f[gid], opac_f[gid], valid, colors_f[gid])
+            if absgrad_sink is not None:
+                args = args + (absgrad_sink.reshape(-1, 2)[gid],)
             if recompute:
                 # keep only the small [B, K] inputs; the [B, P, K] temporaries are rebuilt
                 # during backward, so memory does not grow with the number of batches

@@ -63,6 +63,23 @@ class GaussianOptimizer:
         self.strategy_state: dict[str, Any] = self.strategy.initialize_state(
             scene_scale=self.scene_extent)
         self.strategy.check_sanity(model.params, self.optimizer)
+        self._connect_strategy(model)
+
+    def _connect_strategy(self, model: nn.Module) -> None:
+        """Let the strategy adapt the initial Gaussians and hand the model what the
+        strategy needs from it: extra render inputs and loss terms."""
+        self.strategy.initialize_params(model.params, self.optimizer, self.strategy_state)
+        name = type(self.strategy).__name__
+        for wants, hook, arg in ((self.strategy.render_requests(), 'request_render_inputs',
+                                  'render inputs'),
+                                 (self.strategy.loss_terms(), 'add_loss_terms', 'loss terms')):
+            if not wants:
+                continue
+            fn = getattr(model, hook, None)
+            if fn is None:
+                raise ValueError(f'{name} needs the {arg} {sorted(wants)}, but '
+                                 f'{type(model).__name__} has no {hook}() to take them')
+            fn(**wants)
 
     # ------------------------------------------------------------------ torch-like API
     @property

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 
+from nerfreg.ops.rasterization import check_rasterize_mode
 from nerfreg.registry import RENDERERS
 
 _DEPTH_MODES = ('D', 'ED', 'RGB+D', 'RGB+ED')
@@ -18,11 +20,18 @@ class GaussianSplatRenderer:
     ``render_inputs`` come from the model's ``forward`` (activated Gaussians, SH degree,
     backgrounds); cameras (``viewmats``, ``Ks``, ``width``, ``height``) from the batch.
     ``rgb`` is absent in depth-only modes and ``depth`` in 'RGB'.
+
+    ``rasterize_mode``: 'classic' or 'antialiased' (gsplat's names; see
+    ``nerfreg.ops.rasterization``). It is saved in checkpoints (``renderer.rasterize_mode``);
+    loading an anti-aliased checkpoint into a classic renderer warns. ``render_inputs``
+    may ask for ``absgrad=True`` (the model forwards its strategy's render requests).
     """
 
     def __init__(self, backend: str = 'auto', render_mode: str = 'RGB+ED',
                  near_plane: float = 0.01, far_plane: float = 1e10, tile_size: int = 16,
-                 eps2d: float = 0.3, radius_clip: float = 0.0) -> None:
+                 eps2d: float = 0.3, radius_clip: float = 0.0,
+                 rasterize_mode: str = 'classic') -> None:
+        self.rasterize_mode = check_rasterize_mode(rasterize_mode)
         self.backend = backend
         self.render_mode = render_mode
         self.near_plane = float(near_plane)
@@ -45,7 +54,8 @@ class GaussianSplatRenderer:
             sh_degree=render_inputs.get('sh_degree'), near_plane=self.near_plane,
             far_plane=self.far_plane, backgrounds=backgrounds, render_mode=mode,
             backend=self.backend, tile_size=self.tile_size, eps2d=self.eps2d,
-            radius_clip=self.radius_clip)
+            radius_clip=self.radius_clip, rasterize_mode=self.rasterize_mode,
+            absgrad=bool(render_inputs.get('absgrad', False)))
         out: dict[str, Any] = {'alpha': alphas, 'meta': meta, 'backgrounds': backgrounds}
         if mode in ('RGB', 'RGB+D', 'RGB+ED'):
             out['rgb'] = colors[..., :3]
@@ -77,12 +87,23 @@ class GaussianSplatRenderer:
         grads = [m['means2d'].grad for m in metas]
         if all(g is not None for g in grads):
             meta['means2d'].grad = torch.cat(grads)
+        absgrads = [getattr(m['means2d'], 'absgrad', None) for m in metas]
+        if all(g is not None for g in absgrads):
+            meta['means2d'].absgrad = torch.cat(absgrads)
         meta['n_cameras'] = sum(int(m['n_cameras']) for m in metas)
         out['meta'] = meta
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        return {'rasterize_mode': self.rasterize_mode}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        pass
+        """Keeps the configured mode; warns when the checkpoint was trained in another."""
+        saved = (state_dict or {}).get('rasterize_mode', 'classic')
+        if saved != self.rasterize_mode:
+            warnings.warn(
+                f"checkpoint key renderer.rasterize_mode={saved!r} differs from this "
+                f"renderer's rasterize_mode={self.rasterize_mode!r}: the scene was trained "
+                f"with {saved!r} rendering and will look different. Set "
+                f"renderer.rasterize_mode={saved!r} (--cfg-options) to render it as trained.",
+                stacklevel=2)

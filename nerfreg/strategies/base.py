@@ -8,7 +8,7 @@ can be swapped by name in the config.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import torch
@@ -47,6 +47,20 @@ class Strategy:
     def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
         """Fresh strategy state (statistics are created lazily at the first step)."""
         return {'scene_scale': float(scene_scale)}
+
+    def initialize_params(self, params: Params, optimizer: torch.optim.Optimizer,
+                          state: dict[str, Any]) -> None:
+        """Adapt the initial Gaussians once, before training (e.g. to a budget)."""
+
+    def loss_terms(self) -> dict[str, Callable[[Params], Tensor]]:
+        """Regularisers ``name -> fn(params) -> scalar`` this strategy adds to the loss;
+        the optimizer hands them to the model (``add_loss_terms``) at construction."""
+        return {}
+
+    def render_requests(self) -> dict[str, Any]:
+        """Extra render inputs this strategy needs (e.g. ``{'absgrad': True}``); the
+        optimizer hands them to the model (``request_render_inputs``) at construction."""
+        return {}
 
     def check_sanity(self, params: Params, optimizer: torch.optim.Optimizer) -> None:
         """Check that every parameter has its own optimizer group named after it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,13 +18,18 @@ logger = logging.getLogger(__name__)
 
 
 @STRATEGIES.register_module()
+@dataclass(eq=False)
 class DefaultStrategy(Strategy):
     """Densification of Kerbl et al. 2023 ("3D Gaussian Splatting"), gsplat-style.
 
     Every step before ``refine_stop`` the norm of each visible Gaussian's screen-space
     mean gradient (scaled to NDC units: x by ``width/2``, y by ``height/2``, times the
     number of cameras of the batch) is accumulated with a visibility count, and the
-    largest screen radius (as a fraction of ``max(width, height)``) is tracked. Every
+    largest screen radius (as a fraction of ``max(width, height)``) is tracked. With
+    ``absgrad`` the gradient is the per-pixel sum of absolute gradients (gsplat's
+    ``absgrad``, "AbsGS", Ye et al. 2024): pixels pulling a large Gaussian in opposite
+    directions no longer cancel, so blurry large Gaussians grow too; its threshold is
+    larger (``grow_grad2d=None`` picks 0.0002, or 0.0008 with ``absgrad``). Every
     ``refine_every`` steps after ``refine_start``:
 
     * Gaussians whose averaged gradient exceeds ``grow_grad2d`` grow: cloned when their
@@ -47,36 +53,35 @@ class DefaultStrategy(Strategy):
     sum_statistics = ('grad2d', 'count')
     max_statistics = ('radii',)
 
-    def __init__(self, refine_start: int = 500, refine_stop: int = 15_000,
-                 refine_every: int = 100, reset_every: int = 3000,
-                 pause_refine_after_reset: int = 0, grow_grad2d: float = 0.0002,
-                 grow_scale3d: float = 0.01, grow_scale2d: float = 0.05,
-                 refine_scale2d_stop: int = 0, prune_opa: float = 0.005,
-                 prune_scale3d: float = 0.1, prune_scale2d: float | None = 0.15,
-                 reset_opacity: float = 0.01, n_split: int = 2, split_scale_factor: float = 1.6,
-                 revised_opacity: bool = False, cap_max: int | None = None,
-                 seed: int = 0, sync_across_ranks: bool = True,
-                 verbose: bool = False) -> None:
-        self.refine_start = refine_start
-        self.refine_stop = refine_stop
-        self.refine_every = refine_every
-        self.reset_every = reset_every
-        self.pause_refine_after_reset = pause_refine_after_reset
-        self.grow_grad2d = grow_grad2d
-        self.grow_scale3d = grow_scale3d
-        self.grow_scale2d = grow_scale2d
-        self.refine_scale2d_stop = refine_scale2d_stop
-        self.prune_opa = prune_opa
-        self.prune_scale3d = prune_scale3d
-        self.prune_scale2d = prune_scale2d
-        self.reset_opacity = reset_opacity
-        self.n_split = n_split
-        self.split_scale_factor = split_scale_factor
-        self.revised_opacity = revised_opacity
-        self.cap_max = cap_max
-        self.seed = int(seed)
-        self.sync_across_ranks = sync_across_ranks
-        self.verbose = verbose
+    refine_start: int = 500
+    refine_stop: int = 15_000
+    refine_every: int = 100
+    reset_every: int = 3000
+    pause_refine_after_reset: int = 0
+    grow_grad2d: float | None = None
+    grow_scale3d: float = 0.01
+    grow_scale2d: float = 0.05
+    refine_scale2d_stop: int = 0
+    prune_opa: float = 0.005
+    prune_scale3d: float = 0.1
+    prune_scale2d: float | None = 0.15
+    reset_opacity: float = 0.01
+    n_split: int = 2
+    split_scale_factor: float = 1.6
+    revised_opacity: bool = False
+    absgrad: bool = False
+    cap_max: int | None = None
+    seed: int = 0
+    sync_across_ranks: bool = True
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.grow_grad2d is None:
+            self.grow_grad2d = 0.0008 if self.absgrad else 0.0002
+        self.seed = int(self.seed)
+
+    def render_requests(self) -> dict[str, Any]:
+        return {'absgrad': True} if self.absgrad else {}
 
     def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
         return {'grad2d': None, 'count': None, 'radii': None, 'scene_scale': float(scene_scale)}
@@ -95,7 +100,14 @@ class DefaultStrategy(Strategy):
     def update_state(self, params: Params, state: dict[str, Any], info: dict[str, Any]) -> None:
         """Accumulate screen-space gradient norms, visibility counts and max radii."""
         means2d = info['means2d']
-        grad = means2d.grad if isinstance(means2d, Tensor) else None
+        attr = 'absgrad' if self.absgrad else 'grad'
+        grad = getattr(means2d, attr, None) if isinstance(means2d, Tensor) else None
+        if grad is None and self.absgrad:
+            raise RuntimeError(
+                'DefaultStrategy(absgrad=True): info["means2d"] has no .absgrad; the renderer '
+                'must be called with render_inputs["absgrad"]=True (GaussianOptimizer asks '
+                'the model for it via request_render_inputs) and a backend that computes it '
+                "('cpu', 'torch' or 'gsplat'), and update_model must run after backward()")
         if grad is None:
             raise RuntimeError(
                 'DefaultStrategy: info["means2d"] has no gradient; the renderer must return '

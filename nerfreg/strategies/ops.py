@@ -156,3 +156,147 @@ def reset_opacity(params: MutableMapping[str, nn.Parameter],
 
     update_params_and_optimizer(params, optimizer, param_fn, lambda name, v: torch.zeros_like(v),
                                 names=['opacities'])
+
+
+# ----------------------------------------------------------------------------- MCMC moves
+_MAX_COPIES = 51  # relocation ratios are clamped to this many copies (table size)
+
+
+def _binomial_table(n_max: int = _MAX_COPIES) -> Tensor:
+    """``C(i, k)`` for ``0 <= k <= i < n_max`` (float64, zero elsewhere)."""
+    table = torch.zeros(n_max, n_max, dtype=torch.float64)
+    for i in range(n_max):
+        for k in range(i + 1):
+            table[i, k] = math.comb(i, k)
+    return table
+
+
+_BINOMIALS = _binomial_table()
+
+
+def relocation_correction(opacities: Tensor, scales: Tensor,
+                          copies: Tensor) -> tuple[Tensor, Tensor]:
+    """Opacity and scale of each of ``copies`` Gaussians replacing one (3DGS-MCMC, Eq. 9).
+
+    ``N`` copies at the same place with opacity ``1 - (1 - o)^(1/N)`` have the same
+    combined opacity as the original at its centre, and scales multiplied by
+    ``o / sum_{i=1..N} sum_{k=0..i-1} C(i-1, k) (-1)^k o'^(k+1) / sqrt(k+1)`` keep the
+    integral of the composited splat (Kheradmand et al. 2024). ``opacities [M]``
+    (activated), ``scales [M, 3]`` (activated), ``copies [M]`` (>= 1, clamped to 51).
+    Computed in float64, returned in the input dtype.
+    """
+    n = copies.clamp(1, _MAX_COPIES).to(torch.long)
+    o = opacities.double()
+    new_o = 1.0 - torch.pow(1.0 - o, 1.0 / n.double())
+    binom = _BINOMIALS.to(o.device)
+    k = torch.arange(_MAX_COPIES, device=o.device, dtype=torch.float64)
+    sign = torch.where(k.long() % 2 == 0, 1.0, -1.0).double()
+    powers = new_o[:, None] ** (k[None, :] + 1.0) / torch.sqrt(k + 1.0)  # [M, K]
+    # inner[m, i] = sum_k C(i, k) (-1)^k o'^(k+1) / sqrt(k+1) for i = 0..K-1 (i.e. i-1 above)
+    inner = (sign * powers) @ binom.T  # [M, K]
+    upto = torch.arange(_MAX_COPIES, device=o.device)[None, :] < n[:, None]
+    denom = torch.where(upto, inner, torch.zeros_like(inner)).sum(-1)
+    factor = o / denom
+    new_scales = scales.double() * factor[:, None]
+    return new_o.to(opacities.dtype), new_scales.to(scales.dtype)
+
+
+def _corrected_rows(params: MutableMapping[str, nn.Parameter], sampled: Tensor,
+                    n: int, min_opacity: float) -> tuple[Tensor, Tensor]:
+    """Logit opacities and log scales of the ``sampled`` rows once each is shared by
+    ``1 + (times sampled)`` copies."""
+    copies = torch.bincount(sampled, minlength=n)[sampled] + 1
+    o = torch.sigmoid(params['opacities'][sampled].flatten())
+    new_o, new_s = relocation_correction(o, torch.exp(params['scales'][sampled]), copies)
+    eps = torch.finfo(new_o.dtype).eps
+    new_o = new_o.clamp(min_opacity, 1.0 - eps)
+    shape = params['opacities'].shape[1:]
+    return torch.logit(new_o).reshape(-1, *shape), torch.log(new_s)
+
+
+@torch.no_grad()
+def relocate(params: MutableMapping[str, nn.Parameter], optimizer: torch.optim.Optimizer | None,
+             state: MutableMapping | None, dead: Tensor, sampled: Tensor,
+             min_opacity: float = 0.005) -> None:
+    """Move the Gaussians selected by ``dead [N]`` onto the live ``sampled`` rows (one
+    index per dead Gaussian, repeats allowed): every sampled Gaussian and its new copies
+    get the corrected opacity and scale of :func:`relocation_correction`. Adam moments of
+    the sampled and relocated rows restart at zero; N is unchanged."""
+    dead_ids = torch.where(dead)[0]
+    if len(dead_ids) != len(sampled):
+        raise ValueError(f'relocate: {len(dead_ids)} dead Gaussians but {len(sampled)} '
+                         'sampled targets')
+    n = _num_rows(params)
+    logit_o, log_s = _corrected_rows(params, sampled, n, min_opacity)
+    touched = torch.cat([sampled, dead_ids])
+
+    def param_fn(name: str, p: Tensor) -> Tensor:
+        p = p.clone()
+        if name == 'opacities':
+            p[sampled] = logit_o
+        elif name == 'scales':
+            p[sampled] = log_s
+        p[dead_ids] = p[sampled]
+        return p
+
+    def state_fn(name: str, v: Tensor) -> Tensor:
+        v = v.clone()
+        v[touched] = 0
+        return v
+
+    update_params_and_optimizer(params, optimizer, param_fn, state_fn)
+    _resize_state(state, lambda v: _copy_rows(v, dead_ids, sampled), n)
+
+
+def _copy_rows(v: Tensor, dst: Tensor, src: Tensor) -> Tensor:
+    v = v.clone()
+    v[dst] = v[src]
+    return v
+
+
+@torch.no_grad()
+def sample_add(params: MutableMapping[str, nn.Parameter],
+               optimizer: torch.optim.Optimizer | None, state: MutableMapping | None,
+               sampled: Tensor, min_opacity: float = 0.005) -> None:
+    """Append one copy of each ``sampled`` row (repeats allowed), with the sampled rows
+    and their copies given the corrected opacity and scale of
+    :func:`relocation_correction`. New rows and the sampled rows start with zero Adam
+    moments."""
+    n = _num_rows(params)
+    logit_o, log_s = _corrected_rows(params, sampled, n, min_opacity)
+
+    def param_fn(name: str, p: Tensor) -> Tensor:
+        p = p.clone()
+        if name == 'opacities':
+            p[sampled] = logit_o
+        elif name == 'scales':
+            p[sampled] = log_s
+        return torch.cat([p, p[sampled]])
+
+    def state_fn(name: str, v: Tensor) -> Tensor:
+        v = v.clone()
+        v[sampled] = 0
+        return torch.cat([v, v.new_zeros((len(sampled), *v.shape[1:]))])
+
+    update_params_and_optimizer(params, optimizer, param_fn, state_fn)
+    _resize_state(state, lambda v: torch.cat([v, v[sampled]]), n)
+
+
+@torch.no_grad()
+def inject_noise(params: MutableMapping[str, nn.Parameter], scale: float,
+                 generator: torch.Generator | None = None, k: float = 100.0,
+                 threshold: float = 0.995) -> None:
+    """SGLD position noise of 3DGS-MCMC, in place: ``means += scale * g(o) * Sigma @ eta``
+    with ``eta ~ N(0, I)``, ``Sigma`` each Gaussian's covariance and
+    ``g(o) = sigmoid(k ((1 - o) - threshold))`` (about 1 for nearly transparent Gaussians,
+    about 0 for opaque ones). Adam state is untouched."""
+    means = params['means']
+    if scale == 0 or means.shape[0] == 0:
+        return
+    o = torch.sigmoid(params['opacities'].flatten())
+    gate = torch.sigmoid(k * ((1.0 - o) - threshold))
+    s = torch.exp(params['scales'])
+    rot = _quat_to_rotmat(params['quats'])
+    cov = (rot * (s * s)[:, None, :]) @ rot.transpose(-1, -2)
+    eta = torch.randn(means.shape, device=means.device, dtype=means.dtype, generator=generator)
+    means.data.add_(torch.einsum('nij,nj->ni', cov, eta) * (gate * scale)[:, None])

@@ -20,6 +20,7 @@ renderer = dict(
     near_plane=0.01,
     far_plane=1e10,
     tile_size=16,
+    rasterize_mode='classic',  # 'classic' | 'antialiased' (Mip-Splatting 2D filter)
 )
 optimizer = dict(
     type='GaussianOptimizer',
@@ -33,7 +34,8 @@ optimizer = dict(
         refine_stop=15_000,
         refine_every=100,
         reset_every=3000,
-        grow_grad2d=0.0002,
+        grow_grad2d=None,      # None: 0.0002, or 0.0008 with absgrad=True
+        absgrad=False,         # grow on summed |per-pixel gradients| (AbsGS, gsplat's absgrad)
         grow_scale3d=0.01,     # 3DGS percent_dense (x scene extent): clone below, split above
         prune_opa=0.005,
         prune_scale3d=0.1,     # after the first reset: world size > 0.1 x extent

@@ -1,0 +1,209 @@
+"""Numba forward + hand-written backward of SH colours (CPU fast path).
+
+Drop-in equivalent of the SH branch of ``rasterization._colors_per_camera`` (same
+arguments, outputs and numerics), fused per Gaussian.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+import torch
+from numba import njit, prange
+from torch import Tensor
+
+_JIT = dict(cache=True, nogil=True, fastmath={'nsz', 'arcp', 'contract'})
+_CHUNK = 512  # Gaussians per parallel task (scratch arrays are allocated per task)
+
+_K00 = 0.5 / math.sqrt(math.pi)
+_K1 = math.sqrt(3.0 / (4.0 * math.pi))
+_K2_XY = 0.5 * math.sqrt(15.0 / math.pi)
+_K2_0 = 0.25 * math.sqrt(5.0 / math.pi)
+_K2_2 = 0.25 * math.sqrt(15.0 / math.pi)
+_K3_3 = 0.25 * math.sqrt(35.0 / (2.0 * math.pi))
+_K3_2a = 0.5 * math.sqrt(105.0 / math.pi)
+_K3_1 = 0.25 * math.sqrt(21.0 / (2.0 * math.pi))
+_K3_0 = 0.25 * math.sqrt(7.0 / math.pi)
+_K3_2b = 0.25 * math.sqrt(105.0 / math.pi)
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+def _set_threads() -> None:
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+@njit(**_JIT)
+def _sh_basis(deg, x, y, z, out, grad):
+    """Basis values (and d/d(x, y, z) of each, when grad has rows) at a unit direction."""
+    out[0] = _K00
+    want = grad.shape[0] > 0
+    if want:
+        grad[:, :] = 0.0
+    if deg >= 1:
+        out[1] = -_K1 * y
+        out[2] = _K1 * z
+        out[3] = -_K1 * x
+        if want:
+            grad[1, 1] = -_K1
+            grad[2, 2] = _K1
+            grad[3, 0] = -_K1
+    if deg >= 2:
+        xx = x * x
+        yy = y * y
+        zz = z * z
+        out[4] = _K2_XY * x * y
+        out[5] = -_K2_XY * y * z
+        out[6] = _K2_0 * (2.0 * zz - xx - yy)
+        out[7] = -_K2_XY * x * z
+        out[8] = _K2_2 * (xx - yy)
+        if want:
+            grad[4, 0] = _K2_XY * y
+            grad[4, 1] = _K2_XY * x
+            grad[5, 1] = -_K2_XY * z
+            grad[5, 2] = -_K2_XY * y
+            grad[6, 0] = -2.0 * _K2_0 * x
+            grad[6, 1] = -2.0 * _K2_0 * y
+            grad[6, 2] = 4.0 * _K2_0 * z
+            grad[7, 0] = -_K2_XY * z
+            grad[7, 2] = -_K2_XY * x
+            grad[8, 0] = 2.0 * _K2_2 * x
+            grad[8, 1] = -2.0 * _K2_2 * y
+    if deg >= 3:
+        xx = x * x
+        yy = y * y
+        zz = z * z
+        out[9] = -_K3_3 * y * (3.0 * xx - yy)
+        out[10] = _K3_2a * x * y * z
+        out[11] = -_K3_1 * y * (4.0 * zz - xx - yy)
+        out[12] = _K3_0 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy)
+        out[13] = -_K3_1 * x * (4.0 * zz - xx - yy)
+        out[14] = _K3_2b * z * (xx - yy)
+        out[15] = -_K3_3 * x * (xx - 3.0 * yy)
+        if want:
+            grad[9, 0] = -6.0 * _K3_3 * x * y
+            grad[9, 1] = -_K3_3 * (3.0 * xx - 3.0 * yy)
+            grad[10, 0] = _K3_2a * y * z
+            grad[10, 1] = _K3_2a * x * z
+            grad[10, 2] = _K3_2a * x * y
+            grad[11, 0] = 2.0 * _K3_1 * x * y
+            grad[11, 1] = -_K3_1 * (4.0 * zz - xx - 3.0 * yy)
+            grad[11, 2] = -8.0 * _K3_1 * y * z
+            grad[12, 0] = -6.0 * _K3_0 * x * z
+            grad[12, 1] = -6.0 * _K3_0 * y * z
+            grad[12, 2] = _K3_0 * (6.0 * zz - 3.0 * xx - 3.0 * yy)
+            grad[13, 0] = -_K3_1 * (4.0 * zz - 3.0 * xx - yy)
+            grad[13, 1] = 2.0 * _K3_1 * x * y
+            grad[13, 2] = -8.0 * _K3_1 * x * z
+            grad[14, 0] = 2.0 * _K3_2b * x * z
+            grad[14, 1] = -2.0 * _K3_2b * y * z
+            grad[14, 2] = _K3_2b * (xx - yy)
+            grad[15, 0] = -_K3_3 * (3.0 * xx - 3.0 * yy)
+            grad[15, 1] = 6.0 * _K3_3 * x * y
+
+
+@njit(parallel=True, **_JIT)
+def _sh_fwd(deg, means, campos, coeffs, out):
+    nb = (deg + 1) * (deg + 1)
+    n_ch = coeffs.shape[2]
+    n = means.shape[0]
+    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
+        basis = np.empty(16)
+        nograd = np.empty((0, 3))
+        for g in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
+            for ci in range(campos.shape[0]):
+                dx = means[g, 0] - campos[ci, 0]
+                dy = means[g, 1] - campos[ci, 1]
+                dz = means[g, 2] - campos[ci, 2]
+                inv = 1.0 / max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
+                _sh_basis(deg, dx * inv, dy * inv, dz * inv, basis, nograd)
+                for ch in range(n_ch):
+                    s = 0.0
+                    for k in range(nb):
+                        s += basis[k] * coeffs[g, k, ch]
+                    out[ci, g, ch] = max(s + 0.5, 0.0)
+
+
+@njit(parallel=True, **_JIT)
+def _sh_bwd(deg, means, campos, coeffs, colors, v_colors, g_means, g_coeffs):
+    nb = (deg + 1) * (deg + 1)
+    n_ch = coeffs.shape[2]
+    n = means.shape[0]
+    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
+        basis = np.empty(16)
+        dbasis = np.empty((16, 3))
+        for g in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
+            for ci in range(campos.shape[0]):
+                dx = means[g, 0] - campos[ci, 0]
+                dy = means[g, 1] - campos[ci, 1]
+                dz = means[g, 2] - campos[ci, 2]
+                nrm = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
+                ux = dx / nrm
+                uy = dy / nrm
+                uz = dz / nrm
+                _sh_basis(deg, ux, uy, uz, basis, dbasis)
+                gu0 = 0.0
+                gu1 = 0.0
+                gu2 = 0.0
+                for ch in range(n_ch):
+                    if not colors[ci, g, ch] > 0.0:  # clamped at 0: no gradient
+                        continue
+                    gv = float(v_colors[ci, g, ch])
+                    for k in range(nb):
+                        g_coeffs[g, k, ch] += basis[k] * gv
+                        gb = coeffs[g, k, ch] * gv
+                        gu0 += gb * dbasis[k, 0]
+                        gu1 += gb * dbasis[k, 1]
+                        gu2 += gb * dbasis[k, 2]
+                dot = ux * gu0 + uy * gu1 + uz * gu2
+                g_means[g, 0] += (gu0 - ux * dot) / nrm
+                g_means[g, 1] += (gu1 - uy * dot) / nrm
+                g_means[g, 2] += (gu2 - uz * dot) / nrm
+
+
+class _SHColorsCPU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, sh_degree: int, means: Tensor, coeffs: Tensor,
+                campos: Tensor) -> Tensor:
+        _set_threads()
+        dtype = means.dtype
+        arrs = [_np(t.to(dtype)) for t in (means, campos, coeffs)]
+        out = torch.empty(campos.shape[0], means.shape[0], coeffs.shape[2], dtype=dtype)
+        _sh_fwd(sh_degree, arrs[0], arrs[1], arrs[2], out.numpy())
+        ctx.save_for_backward(out)
+        ctx.arrs = arrs
+        ctx.deg = sh_degree
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, v_colors: Tensor) -> tuple[Tensor | None, ...]:
+        _set_threads()
+        (out,) = ctx.saved_tensors
+        means, campos, coeffs = ctx.arrs
+        g_means = np.zeros(means.shape)
+        g_coeffs = np.zeros(coeffs.shape)
+        _sh_bwd(ctx.deg, means, campos, coeffs, out.numpy(), _np(v_colors), g_means, g_coeffs)
+        return (None, torch.from_numpy(g_means).to(out.dtype),
+                torch.from_numpy(g_coeffs).to(out.dtype), None)
+
+
+def sh_colors_cpu(sh_degree: int, means: Tensor, coeffs: Tensor, viewmats: Tensor) -> Tensor:
+    """``clamp_min(SH(mean - camera centre) + 0.5, 0)`` per camera: ``[C, N, D]``.
+
+    Same as the SH branch of ``rasterization._colors_per_camera`` (coeffs ``[N, K, D]`` with
+    ``K >= (sh_degree + 1)^2``; only the first ``(sh_degree+1)^2`` are read).
+    """
+    if not 0 <= sh_degree <= 3:
+        raise ValueError(f'sh_degree must be in 0..3, got {sh_degree}')
+    nb = (sh_degree + 1) ** 2
+    if coeffs.shape[1] < nb:
+        raise ValueError(f'sh_degree={sh_degree} needs {nb} SH coefficients per Gaussian, '
+                         f'got {coeffs.shape[1]}')
+    rot, trans = viewmats[:, :3, :3], viewmats[:, :3, 3]
+    campos = -torch.einsum('cji,cj->ci', rot, trans).detach()
+    return _SHColorsCPU.apply(int(sh_degree), means, coeffs, campos)
