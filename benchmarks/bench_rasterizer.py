@@ -134,6 +134,52 @@ def run_backend(backend: str, n: int, res: int, reps: int, threads: int,
                       '--res', str(res), '--reps', str(reps), '--threads', str(threads)], env)
 
 
+_PEER_RENDER = """
+import sys, numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+import gsplat_ref_cpu as P
+torch.set_num_threads(int(sys.argv[5]))
+n, res = int(sys.argv[2]), int(sys.argv[3])
+params, viewmat, K, _ = P.make_scene(n, res, res)
+with torch.no_grad():
+    img, alpha = P.render(params, viewmat, K, res, res)[:2]
+np.save(sys.argv[4], torch.cat([img, alpha], -1).numpy())
+"""
+
+
+def check_images(n: int, res: int, threads: int, peer_python: Path, peer_script: Path,
+                 env: dict, tol: float = 1e-4) -> dict:
+    """Render the scene once with the peer and with ours (``cpu-fused``, the path that
+    differs most from the peer's code) and require the same image and alpha (max abs
+    difference <= ``tol``) before anything is timed."""
+    import numpy as np
+    import torch
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / 'peer.npy'
+        proc = subprocess.run([str(peer_python), '-c', _PEER_RENDER, str(peer_script.parent),
+                               str(n), str(res), str(out), str(threads)],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f'peer render failed:\n{proc.stderr[-2000:]}')
+        peer = np.load(out)
+    sys.path.insert(0, str(REPO))
+    from nerfreg.ops import rasterization
+    params, viewmats, Ks, _ = make_scene(n, res, res)
+    diffs = {}
+    with torch.no_grad():
+        for name, fn in (('cpu', None), ('cpu-fused', fused_cpu_rasterization)):
+            args = (params['means'], params['quats'], torch.exp(params['log_scales']),
+                    torch.sigmoid(params['logit_op']), params['feats'], viewmats, Ks, res, res)
+            img, alpha, _ = (fn(*args, sh_degree=3) if fn else
+                             rasterization(*args, sh_degree=3, backend='cpu'))
+            ours = torch.cat([img, alpha], -1).numpy()
+            diffs[name] = float(np.abs(ours - peer).max())
+    if max(diffs.values()) > tol:
+        raise RuntimeError(f'{n} @ {res}x{res}: our image differs from the peer\'s by '
+                           f'{diffs} (> {tol}); the timings would not compare the same work')
+    return dict(max_abs_diff=diffs, tol=tol)
+
+
 def startup_times(threads: int) -> dict:
     """Seconds to the first forward+backward (10k @ 128) in a fresh process: with an empty
     Numba cache (compilation) and again with the cache it left (cached start)."""
@@ -211,6 +257,11 @@ def main() -> None:
     for size in a.sizes.split(','):
         n, res = (int(v) for v in size.lower().split('x'))
         runs: dict[str, list[dict]] = {b: [] for b in backends}
+        agree = None
+        if 'peer' in backends:
+            agree = check_images(n, res, a.threads, a.peer_python, a.peer_script, env)
+            print(f'# {n} @ {res}x{res}: images agree with the peer ({agree})', file=sys.stderr,
+                  flush=True)
         for rnd in range(a.rounds):
             order = backends if rnd % 2 == 0 else backends[::-1]  # alternate who goes first
             for b in order:
@@ -223,7 +274,7 @@ def main() -> None:
                       f'  fwd+bwd {out["ms"]["fwdbwd"]:8.1f} ms  peak {out["peak_rss_mb"]} MB',
                       file=sys.stderr, flush=True)
         entry = dict(N=n, res=res, reps=a.reps, rounds=a.rounds, threads=a.threads,
-                     omp_wait_policy=a.omp_wait_policy, backends={})
+                     omp_wait_policy=a.omp_wait_policy, images_vs_peer=agree, backends={})
         for b, outs in runs.items():
             if not outs:
                 continue
