@@ -88,8 +88,11 @@ def worker(backend: str, n: int, res: int, reps: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     params, viewmats, Ks, target = make_scene(n, res, res)
     rss_setup = _rss_mb()
-    fwd, bwd, total = [], [], []
+    fwd, bwd, total, kernel = [], [], [], []
     n_vis = 0
+    stats: dict = {}
+    if backend.startswith('cpu'):
+        from nerfreg.ops.rasterize_cpu import LAST_FORWARD_STATS as stats
     for r in range(reps + 1):
         for p in params.values():
             p.grad = None
@@ -104,6 +107,7 @@ def worker(backend: str, n: int, res: int, reps: int, threads: int) -> dict:
         loss.backward()
         t2 = time.perf_counter()
         if r > 0:
+            kernel.append((stats.get('kernel_s', 0.0), stats.get('kernel_cpu_s', 0.0)))
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
             total.append(t2 - t0)
@@ -112,7 +116,19 @@ def worker(backend: str, n: int, res: int, reps: int, threads: int) -> dict:
             finite = all(bool(torch.isfinite(p.grad).all()) for p in params.values())
     ms = {k: round(statistics.median(v) * 1000, 1)
           for k, v in dict(fwd=fwd, bwd=bwd, fwdbwd=total).items()}
+    arith = {}
+    if stats and kernel:
+        # the forward kernel's arithmetic: alpha evaluations per pixel, CPU ns per evaluation
+        # (process CPU time of the kernel, all threads: robust to a loaded machine)
+        k_s = statistics.median(k[0] for k in kernel)
+        k_cpu = statistics.median(k[1] for k in kernel)
+        n_eval = max(stats['alpha_evals'], 1)
+        arith = dict(isects=stats['isects'], alpha_evals=stats['alpha_evals'],
+                     evals_per_pixel=round(stats['alpha_evals'] / stats['pixels'], 1),
+                     fwd_kernel_ms=round(k_s * 1e3, 2), fwd_kernel_cpu_ms=round(k_cpu * 1e3, 2),
+                     cpu_ns_per_eval=round(k_cpu * 1e9 / n_eval, 2))
     return dict(impl=f'nerfreg-{backend}', N=n, res=res, reps=reps, threads=threads, ms=ms,
+                arithmetic=arith,
                 peak_rss_mb=round(_rss_mb(), 1), rss_after_setup_mb=round(rss_setup, 1),
                 visible_gaussians=n_vis, grads_finite=finite, loss=round(float(loss.detach()), 5))
 

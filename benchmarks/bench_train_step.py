@@ -89,9 +89,10 @@ def build_trainer(backend: str, n: int, start_step: int, data_root: str, work_di
     return trainer
 
 
-def plain_step(trainer) -> float:
-    """One step exactly as ``train_loop`` runs it; seconds."""
-    t0 = time.perf_counter()
+def plain_step(trainer, cpu: list | None = None) -> float:
+    """One step exactly as ``train_loop`` runs it; wall seconds (process CPU seconds, all
+    threads, appended to ``cpu``)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     trainer._iter = trainer.global_step
     batch = trainer.data.next_train_batch()
     trainer.call_hook('before_train_iter', batch_idx=trainer._iter, data_batch=batch)
@@ -99,6 +100,8 @@ def plain_step(trainer) -> float:
     trainer.global_step = trainer._iter + 1
     trainer.call_hook('after_train_iter', batch_idx=trainer._iter, data_batch=batch,
                       outputs=outputs)
+    if cpu is not None:
+        cpu.append(time.process_time() - c0)
     return time.perf_counter() - t0
 
 
@@ -232,11 +235,11 @@ def run_breakdown(args) -> dict:
                 plain_step(trainer)
             n_steps = args.steps if backend == 'cpu' else max(3, args.steps // 10)
             parts: dict[str, list[float]] = {k: [] for k in PARTS}
-            whole = []
+            whole, whole_cpu = [], []
             for _ in range(n_steps):
                 for k, v in instrumented_step(trainer, timer).items():
                     parts[k].append(v)
-                whole.append(plain_step(trainer))
+                whole.append(plain_step(trainer, whole_cpu))
             med = {k: statistics.median(v) * 1e3 for k, v in parts.items()}
             total = sum(med.values())
             raster = med['raster_fwd'] + med['raster_bwd']
@@ -245,6 +248,7 @@ def run_breakdown(args) -> dict:
                 ms={k: round(v, 2) for k, v in med.items()},
                 fraction={k: round(v / total, 3) for k, v in med.items()},
                 sum_ms=round(total, 2), whole_step_ms=round(whole_ms, 2),
+                whole_step_cpu_ms=round(statistics.median(whole_cpu) * 1e3, 2),
                 raster_fwdbwd_ms=round(raster, 2),
                 whole_over_raster=round(whole_ms / raster, 2),
                 steps_per_s=round(1e3 / whole_ms, 2),
@@ -262,11 +266,13 @@ def run_steps(args) -> dict:
         trainer = build_trainer('cpu', args.n, args.start_step, args.data_root, work)
         for _ in range(args.warmup):
             plain_step(trainer)
-        times = [plain_step(trainer) for _ in range(args.steps)]
+        cpu: list[float] = []
+        times = [plain_step(trainer, cpu) for _ in range(args.steps)]
     med = statistics.median(times)
     return dict(code=str(Path(nerfreg.__file__).resolve().parents[1]), N=args.n,
                 steps=args.steps, median_step_ms=round(med * 1e3, 2),
                 steps_per_s=round(1 / med, 2), mean_steps_per_s=round(len(times) / sum(times), 2),
+                median_step_cpu_ms=round(statistics.median(cpu) * 1e3, 2),
                 gaussians=trainer.model.num_gaussians)
 
 
@@ -288,10 +294,14 @@ def run_compare(args) -> dict:
             res[code] = json.loads(proc.stdout.strip().splitlines()[-1])
         first, last = args.code_trees[0], args.code_trees[-1]
         sps = {c: res[str(Path(c).resolve())]['steps_per_s'] for c in (first, last)}
-        rounds.append(dict(results=res, ratio_last_over_first=round(sps[last] / sps[first], 2)))
+        cpu = {c: res[str(Path(c).resolve())]['median_step_cpu_ms'] for c in (first, last)}
+        rounds.append(dict(results=res, ratio_last_over_first=round(sps[last] / sps[first], 2),
+                           cpu_ratio_first_over_last=round(cpu[first] / cpu[last], 2)))
         print(json.dumps(rounds[-1]), file=sys.stderr, flush=True)
     ratios = [r['ratio_last_over_first'] for r in rounds]
-    return dict(rounds=rounds, ratios=ratios, median_ratio=statistics.median(ratios))
+    cpu_ratios = [r['cpu_ratio_first_over_last'] for r in rounds]
+    return dict(rounds=rounds, ratios=ratios, median_ratio=statistics.median(ratios),
+                cpu_ratios=cpu_ratios, median_cpu_ratio=statistics.median(cpu_ratios))
 
 
 def main() -> None:
