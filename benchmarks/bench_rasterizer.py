@@ -165,9 +165,11 @@ np.save(sys.argv[4], torch.cat([img, alpha], -1).numpy())
 
 def check_images(n: int, res: int, threads: int, peer_python: Path, peer_script: Path,
                  env: dict, tol: float = 1e-4) -> dict:
-    """Render the scene once with the peer and with ours (``cpu-fused``, the path that
-    differs most from the peer's code) and require the same image and alpha (max abs
-    difference <= ``tol``) before anything is timed."""
+    """Render the scene once with the peer and with ours (``cpu`` and ``cpu-fused``) and
+    require the same image and alpha before anything is timed: mean absolute difference
+    <= ``tol`` and at most 0.1% of the values off by more than ``tol``. (A few pixels may
+    differ by more: a Gaussian whose float32 transmittance lands on the other side of the
+    1e-4 stop, or a depth tie, in one implementation but not the other.)"""
     import numpy as np
     import torch
     with tempfile.TemporaryDirectory() as tmp:
@@ -188,12 +190,14 @@ def check_images(n: int, res: int, threads: int, peer_python: Path, peer_script:
                     torch.sigmoid(params['logit_op']), params['feats'], viewmats, Ks, res, res)
             img, alpha, _ = (fn(*args, sh_degree=3) if fn else
                              rasterization(*args, sh_degree=3, backend='cpu'))
-            ours = torch.cat([img, alpha], -1).numpy()
-            diffs[name] = float(np.abs(ours - peer).max())
-    if max(diffs.values()) > tol:
-        raise RuntimeError(f'{n} @ {res}x{res}: our image differs from the peer\'s by '
-                           f'{diffs} (> {tol}); the timings would not compare the same work')
-    return dict(max_abs_diff=diffs, tol=tol)
+            err = np.abs(torch.cat([img, alpha], -1).numpy() - peer)
+            diffs[name] = dict(mean=float(err.mean()), max=float(err.max()),
+                               frac_over_tol=float((err > tol).mean()))
+    bad = {k: v for k, v in diffs.items() if v['mean'] > tol or v['frac_over_tol'] > 1e-3}
+    if bad:
+        raise RuntimeError(f'{n} @ {res}x{res}: our image differs from the peer\'s ({bad}; '
+                           f'tolerance {tol}); the timings would not compare the same work')
+    return dict(abs_diff=diffs, tol=tol)
 
 
 def startup_times(threads: int) -> dict:
