@@ -80,6 +80,7 @@ def test_dispatch_and_errors() -> None:
     assert use_fused_loss(x, x)
     assert not use_fused_loss(x, x, fused=False)
     assert not use_fused_loss(x, x.clone().requires_grad_(True))  # target gradient: torch
+    assert not use_fused_loss(x.half(), x.half())
     with pytest.raises(ValueError, match='fused must be'):
         use_fused_loss(x, x, fused='yes')
     with pytest.raises(ValueError, match='shapes differ'):

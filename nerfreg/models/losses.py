@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from nerfreg.metrics.functional import ssim
@@ -20,7 +21,7 @@ def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
 def use_fused_loss(pred: Tensor, target: Tensor, fused: bool | str = 'auto') -> bool:
     """Whether :func:`l1_ssim_loss` takes the fused CPU kernel: ``fused=True`` forces it
     (CPU only), ``False`` the torch reference, ``'auto'`` picks it for CPU float images
-    ``[B, H, W, C]`` whose target needs no gradient, when Numba is importable."""
+    ``[B, H, W, C]`` (float32/64) whose target needs no gradient, when Numba is importable."""
     if fused not in (True, False, 'auto'):
         raise ValueError(f"fused must be True, False or 'auto', got {fused!r}")
     if fused is False:
@@ -28,7 +29,7 @@ def use_fused_loss(pred: Tensor, target: Tensor, fused: bool | str = 'auto') -> 
     if fused is True:
         return True
     if (pred.device.type != 'cpu' or target.requires_grad or pred.dim() not in (3, 4)
-            or not pred.is_floating_point() or pred.shape != target.shape):
+            or pred.dtype not in (torch.float32, torch.float64) or pred.shape != target.shape):
         return False
     try:
         import numba  # noqa: F401
