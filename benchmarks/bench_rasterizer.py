@@ -302,6 +302,7 @@ def main() -> None:
                 fwd_ms=statistics.median(o['ms']['fwd'] for o in outs),
                 fwdbwd_ms=statistics.median(o['ms']['fwdbwd'] for o in outs),
                 peak_rss_mb=max(o['peak_rss_mb'] for o in outs),
+                arithmetic=outs[-1].get('arithmetic'),
                 per_round_fwdbwd_ms=[o['ms']['fwdbwd'] for o in outs])
         # speed-up of each of our backends over the peer and over the torch backend, each
         # ratio from the same round
