@@ -88,8 +88,11 @@ def worker(backend: str, n: int, res: int, reps: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     params, viewmats, Ks, target = make_scene(n, res, res)
     rss_setup = _rss_mb()
-    fwd, bwd, total = [], [], []
+    fwd, bwd, total, kernel = [], [], [], []
     n_vis = 0
+    stats: dict = {}
+    if backend.startswith('cpu'):
+        from nerfreg.ops.rasterize_cpu import LAST_FORWARD_STATS as stats
     for r in range(reps + 1):
         for p in params.values():
             p.grad = None
@@ -104,6 +107,7 @@ def worker(backend: str, n: int, res: int, reps: int, threads: int) -> dict:
         loss.backward()
         t2 = time.perf_counter()
         if r > 0:
+            kernel.append((stats.get('kernel_s', 0.0), stats.get('kernel_cpu_s', 0.0)))
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
             total.append(t2 - t0)
@@ -112,7 +116,19 @@ def worker(backend: str, n: int, res: int, reps: int, threads: int) -> dict:
             finite = all(bool(torch.isfinite(p.grad).all()) for p in params.values())
     ms = {k: round(statistics.median(v) * 1000, 1)
           for k, v in dict(fwd=fwd, bwd=bwd, fwdbwd=total).items()}
+    arith = {}
+    if stats and kernel:
+        # the forward kernel's arithmetic: alpha evaluations per pixel, CPU ns per evaluation
+        # (process CPU time of the kernel, all threads: robust to a loaded machine)
+        k_s = statistics.median(k[0] for k in kernel)
+        k_cpu = statistics.median(k[1] for k in kernel)
+        n_eval = max(stats['alpha_evals'], 1)
+        arith = dict(isects=stats['isects'], alpha_evals=stats['alpha_evals'],
+                     evals_per_pixel=round(stats['alpha_evals'] / stats['pixels'], 1),
+                     fwd_kernel_ms=round(k_s * 1e3, 2), fwd_kernel_cpu_ms=round(k_cpu * 1e3, 2),
+                     cpu_ns_per_eval=round(k_cpu * 1e9 / n_eval, 2))
     return dict(impl=f'nerfreg-{backend}', N=n, res=res, reps=reps, threads=threads, ms=ms,
+                arithmetic=arith,
                 peak_rss_mb=round(_rss_mb(), 1), rss_after_setup_mb=round(rss_setup, 1),
                 visible_gaussians=n_vis, grads_finite=finite, loss=round(float(loss.detach()), 5))
 
@@ -132,6 +148,56 @@ def run_backend(backend: str, n: int, res: int, reps: int, threads: int,
                           '--reps', str(reps), '--threads', str(threads)], env)
     return _run_json([sys.executable, __file__, '--worker', backend, '--n', str(n),
                       '--res', str(res), '--reps', str(reps), '--threads', str(threads)], env)
+
+
+_PEER_RENDER = """
+import sys, numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+import gsplat_ref_cpu as P
+torch.set_num_threads(int(sys.argv[5]))
+n, res = int(sys.argv[2]), int(sys.argv[3])
+params, viewmat, K, _ = P.make_scene(n, res, res)
+with torch.no_grad():
+    img, alpha = P.render(params, viewmat, K, res, res)[:2]
+np.save(sys.argv[4], torch.cat([img, alpha], -1).numpy())
+"""
+
+
+def check_images(n: int, res: int, threads: int, peer_python: Path, peer_script: Path,
+                 env: dict, tol: float = 1e-4) -> dict:
+    """Render the scene once with the peer and with ours (``cpu`` and ``cpu-fused``) and
+    require the same image and alpha before anything is timed: mean absolute difference
+    <= ``tol / 10`` and at most 1% of the values off by more than ``tol``. (A few pixels may
+    differ by more: a Gaussian whose float32 transmittance lands on the other side of the
+    1e-4 stop, or a depth tie, in one implementation but not the other.)"""
+    import numpy as np
+    import torch
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / 'peer.npy'
+        proc = subprocess.run([str(peer_python), '-c', _PEER_RENDER, str(peer_script.parent),
+                               str(n), str(res), str(out), str(threads)],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f'peer render failed:\n{proc.stderr[-2000:]}')
+        peer = np.load(out)
+    sys.path.insert(0, str(REPO))
+    from nerfreg.ops import rasterization
+    params, viewmats, Ks, _ = make_scene(n, res, res)
+    diffs = {}
+    with torch.no_grad():
+        for name, fn in (('cpu', None), ('cpu-fused', fused_cpu_rasterization)):
+            args = (params['means'], params['quats'], torch.exp(params['log_scales']),
+                    torch.sigmoid(params['logit_op']), params['feats'], viewmats, Ks, res, res)
+            img, alpha, _ = (fn(*args, sh_degree=3) if fn else
+                             rasterization(*args, sh_degree=3, backend='cpu'))
+            err = np.abs(torch.cat([img, alpha], -1).numpy() - peer)
+            diffs[name] = dict(mean=float(err.mean()), max=float(err.max()),
+                               frac_over_tol=float((err > tol).mean()))
+    bad = {k: v for k, v in diffs.items() if v['mean'] > 0.1 * tol or v['frac_over_tol'] > 0.01}
+    if bad:
+        raise RuntimeError(f'{n} @ {res}x{res}: our image differs from the peer\'s ({bad}; '
+                           f'tolerance {tol}); the timings would not compare the same work')
+    return dict(abs_diff=diffs, tol=tol)
 
 
 def startup_times(threads: int) -> dict:
@@ -211,6 +277,11 @@ def main() -> None:
     for size in a.sizes.split(','):
         n, res = (int(v) for v in size.lower().split('x'))
         runs: dict[str, list[dict]] = {b: [] for b in backends}
+        agree = None
+        if 'peer' in backends:
+            agree = check_images(n, res, a.threads, a.peer_python, a.peer_script, env)
+            print(f'# {n} @ {res}x{res}: images agree with the peer ({agree})', file=sys.stderr,
+                  flush=True)
         for rnd in range(a.rounds):
             order = backends if rnd % 2 == 0 else backends[::-1]  # alternate who goes first
             for b in order:
@@ -223,7 +294,7 @@ def main() -> None:
                       f'  fwd+bwd {out["ms"]["fwdbwd"]:8.1f} ms  peak {out["peak_rss_mb"]} MB',
                       file=sys.stderr, flush=True)
         entry = dict(N=n, res=res, reps=a.reps, rounds=a.rounds, threads=a.threads,
-                     omp_wait_policy=a.omp_wait_policy, backends={})
+                     omp_wait_policy=a.omp_wait_policy, images_vs_peer=agree, backends={})
         for b, outs in runs.items():
             if not outs:
                 continue
@@ -231,6 +302,7 @@ def main() -> None:
                 fwd_ms=statistics.median(o['ms']['fwd'] for o in outs),
                 fwdbwd_ms=statistics.median(o['ms']['fwdbwd'] for o in outs),
                 peak_rss_mb=max(o['peak_rss_mb'] for o in outs),
+                arithmetic=outs[-1].get('arithmetic'),
                 per_round_fwdbwd_ms=[o['ms']['fwdbwd'] for o in outs])
         # speed-up of each of our backends over the peer and over the torch backend, each
         # ratio from the same round

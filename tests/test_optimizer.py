@@ -126,3 +126,61 @@ def test_state_dict_resume_is_exact_with_structure_changes() -> None:
         st2 = opt2.state[model2.params[name]]
         assert torch.equal(st1['exp_avg'], st2['exp_avg'])
         assert float(st1['step']) == float(st2['step']) == 10
+
+
+def test_non_finite_gradients_names_exactly_the_culprits() -> None:
+    from nerfreg.optim import non_finite_gradients
+    model = _model(5)
+    for p in model.params.values():
+        p.grad = torch.randn_like(p)
+    opt = GaussianOptimizer(model, scene_extent=1.0)
+    assert opt.non_finite_gradients() == []
+    model.params['scales'].grad[2, 1] = float('nan')
+    model.params['shN'].grad[0, 0, 0] = float('-inf')
+    assert opt.non_finite_gradients() == ['scales', 'shN']
+    # +inf and -inf in one tensor (their sum is NaN) and a huge but finite gradient
+    model.params['scales'].grad[2, 1] = 0.0
+    model.params['shN'].grad[0, 0, 0] = float('inf')
+    model.params['shN'].grad[1, 0, 0] = float('-inf')
+    assert opt.non_finite_gradients() == ['shN']
+    model.params['shN'].grad.zero_()
+    model.params['means'].grad.fill_(3e38)  # the sum overflows: the exact check decides
+    assert opt.non_finite_gradients() == []
+    named = [(f'params.{n}', p) for n, p in model.params.items()]
+    model.params['quats'].grad = None
+    model.params['opacities'].grad[0] = float('nan')
+    assert non_finite_gradients(named) == ['params.opacities']
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_fused_adam_matches_reference_and_resumes(fused: bool) -> None:
+    """Fused and per-tensor Adam agree to rounding; either resumes from the other's
+    checkpoint, continuing with its own implementation."""
+    runs = {}
+    for flag in (True, False):
+        torch.manual_seed(0)
+        model = _model(8)
+        opt = GaussianOptimizer(model, scene_extent=1.0, fused=flag)
+        assert bool(opt.param_groups[0]['fused']) is flag
+        for step in range(4):
+            _fake_step(model, opt, step, seed=step)
+        runs[flag] = (model, opt)
+    for name in runs[True][0].params.keys():
+        assert torch.allclose(runs[True][0].params[name], runs[False][0].params[name],
+                              rtol=1e-5, atol=1e-6), name
+    model, opt = runs[not fused]
+    model2 = GaussianSplatting(sh_degree=1)
+    opt2 = GaussianOptimizer(model2, scene_extent=1.0, fused=fused)
+    model2.load_state_dict(copy.deepcopy(model.state_dict()))
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    assert all(bool(g['fused']) is fused for g in opt2.param_groups)
+    _fake_step(model2, opt2, 4, seed=4)
+    _fake_step(model, opt, 4, seed=4)
+    for name in model.params.keys():
+        assert torch.allclose(model.params[name], model2.params[name], rtol=1e-5,
+                              atol=1e-6), name
+
+
+def test_fused_option_is_checked() -> None:
+    with pytest.raises(ValueError, match='fused must be'):
+        GaussianOptimizer(_model(3), fused='fast')

@@ -63,6 +63,8 @@ class GaussianSplatting(BaseModel):
             that is 'random').
         ssim_lambda: weight of ``1 - SSIM`` in the loss.
         opacity_reg, scale_reg: optional L1 regularisers on activated opacities / scales.
+        fused_loss: L1 + D-SSIM from the fused CPU kernel ('auto': on CPU; False: always
+            the torch reference, see ``losses.l1_ssim_loss``).
     """
 
     def __init__(self, sh_degree: int = 3, sh_degree_interval: int = 1000,
@@ -71,7 +73,7 @@ class GaussianSplatting(BaseModel):
                  max_init_points: int | None = None, background: BackgroundSpec = 'black',
                  eval_background: BackgroundSpec | None = None, ssim_lambda: float = 0.2,
                  opacity_reg: float = 0.0, scale_reg: float = 0.0,
-                 random_init: bool = False) -> None:
+                 random_init: bool = False, fused_loss: bool | str = 'auto') -> None:
         super().__init__()
         if not 0 <= sh_degree <= 3:
             raise ValueError(f'sh_degree must be in 0..3, got {sh_degree}')
@@ -93,6 +95,7 @@ class GaussianSplatting(BaseModel):
         self.ssim_lambda = float(ssim_lambda)
         self.opacity_reg = float(opacity_reg)
         self.scale_reg = float(scale_reg)
+        self.fused_loss = fused_loss
         k = (self.sh_degree + 1) ** 2
         self.params = nn.ParameterDict({
             'means': nn.Parameter(torch.zeros(0, 3)),
@@ -225,7 +228,8 @@ class GaussianSplatting(BaseModel):
                       batch: dict[str, Any]) -> dict[str, Tensor]:
         """``loss = (1-l) L1 + l (1-SSIM)`` (+ optional regularisers)."""
         target = self.target_image(render_results, batch)
-        losses = l1_ssim_loss(render_results['rgb'], target, self.ssim_lambda)
+        losses = l1_ssim_loss(render_results['rgb'], target, self.ssim_lambda,
+                              fused=self.fused_loss)
         if self.opacity_reg > 0:
             losses['opacity_reg'] = self.opacity_reg * torch.sigmoid(
                 self.params['opacities']).mean()

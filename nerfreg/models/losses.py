@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from nerfreg.metrics.functional import ssim
@@ -17,8 +18,39 @@ def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     return 1.0 - ssim(pred, target, padding='same').mean()
 
 
-def l1_ssim_loss(pred: Tensor, target: Tensor, ssim_lambda: float = 0.2) -> dict[str, Tensor]:
-    """3DGS photometric loss ``(1 - l) L1 + l (1 - SSIM)`` and its parts."""
-    l1 = l1_loss(pred, target)
-    dssim = ssim_loss(pred, target)
+def use_fused_loss(pred: Tensor, target: Tensor, fused: bool | str = 'auto') -> bool:
+    """Whether :func:`l1_ssim_loss` takes the fused CPU kernel: ``fused=True`` forces it
+    (CPU only), ``False`` the torch reference, ``'auto'`` picks it for CPU float images
+    ``[B, H, W, C]`` (float32/64) whose target needs no gradient, when Numba is importable."""
+    if fused not in (True, False, 'auto'):
+        raise ValueError(f"fused must be True, False or 'auto', got {fused!r}")
+    if fused is False:
+        return False
+    if fused is True:
+        return True
+    if (pred.device.type != 'cpu' or target.requires_grad or pred.dim() not in (3, 4)
+            or pred.dtype not in (torch.float32, torch.float64) or pred.shape != target.shape):
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def l1_ssim_loss(pred: Tensor, target: Tensor, ssim_lambda: float = 0.2,
+                 fused: bool | str = 'auto') -> dict[str, Tensor]:
+    """3DGS photometric loss ``(1 - l) L1 + l (1 - SSIM)`` and its parts.
+
+    On the CPU the two terms and their gradient come from one compiled kernel
+    (``nerfreg.ops.fused_ssim_cpu``; same definition, float64 intermediates); elsewhere, or
+    with ``fused=False``, from the torch reference below.
+    """
+    if use_fused_loss(pred, target, fused):
+        from nerfreg.ops.fused_ssim_cpu import fused_l1_ssim_cpu
+        l1, mean_ssim = fused_l1_ssim_cpu(pred, target)
+        dssim = 1.0 - mean_ssim
+    else:
+        l1 = l1_loss(pred, target)
+        dssim = ssim_loss(pred, target)
     return {'loss': (1.0 - ssim_lambda) * l1 + ssim_lambda * dssim, 'l1': l1, 'dssim': dssim}

@@ -280,7 +280,7 @@ def _row_span(s, a, inv_a, b, c, mx, dy, bx0, bx1):
 
 @njit(parallel=True, **_JIT)
 def forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height, tiles_x,
-            tiles_y, tile_order, out_color, out_alpha, out_t, out_last):
+            tiles_y, tile_order, out_color, out_alpha, out_t, out_last, evals):
     """Front-to-back compositing of every tile.
 
     T is accumulated in float64 and rounded to the input dtype for the stop test and the
@@ -288,7 +288,8 @@ def forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height
     Writes ``out_color [C, H, W, D]`` (background added when ``backgrounds`` has rows),
     ``out_alpha [C, H, W]`` = 1 - T, ``out_t [C, H, W]`` (final float64 transmittance) and
     ``out_last [C, H, W]`` (intersection index of the last composited Gaussian, ``tile
-    start - 1`` when none).
+    start - 1`` when none) and ``evals [C * tiles]`` (alpha evaluations per tile: the
+    (pixel, Gaussian) pairs whose sigma was computed; a profiling counter).
     """
     alpha_min = consts[0]
     alpha_max = consts[1]
@@ -327,6 +328,7 @@ def forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height
         for i in range(bh):
             cy[i] = y0 + i + 0.5
         n_done = 0
+        n_eval = 0
         for k in range(start, end):
             if n_done == npix:
                 break
@@ -353,6 +355,7 @@ def forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height
                     p = row + px
                     if done[p]:
                         continue
+                    n_eval += 1
                     dx = mx - cx[px - x0]
                     sigma = half * (a * dx * dx + c * dy * dy) + b * dx * dy
                     if sigma < 0:
@@ -372,6 +375,7 @@ def forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height
                     trans[p] = t_next
                     trans_in[p] = rnd[0]
                     last[p] = k
+        evals[tid] = n_eval
         for py in range(y0, y1 + 1):
             for px in range(x0, x1 + 1):
                 p = (py - y0) * bw + (px - x0)

@@ -11,6 +11,7 @@ and last composited Gaussian, as the CUDA 3DGS kernel does. Kernels live in
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numba
@@ -19,6 +20,11 @@ import torch
 from torch import Tensor
 
 from . import _cpu_kernels as K
+
+#: Counters of the last forward call (profiling): intersections, alpha evaluations
+#: ((pixel, Gaussian) pairs whose sigma was computed), pixels, forward kernel seconds (wall
+#: and process CPU time, all threads).
+LAST_FORWARD_STATS: dict[str, float] = {}
 
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
@@ -104,9 +110,16 @@ class _RasterizeCPU(torch.autograd.Function):
         out_alpha = torch.empty(n_cams, height, width, 1, dtype=dtype)
         out_t = np.empty((n_cams, height, width))  # float64
         out_last = np.empty((n_cams, height, width), dtype=np.int64)
+        evals = np.zeros(binning.tile_off.shape[0] - 1, dtype=np.int64)
+        t0, c0 = time.perf_counter(), time.process_time()
         K.forward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams, width,
                   height, binning.tiles_x, binning.tiles_y, binning.tile_order, out_color.numpy(),
-                  out_alpha.numpy()[..., 0], out_t, out_last)
+                  out_alpha.numpy()[..., 0], out_t, out_last, evals)
+        LAST_FORWARD_STATS.update(isects=binning.n_isects, alpha_evals=int(evals.sum()),
+                                  pixels=n_cams * width * height,
+                                  kernel_s=time.perf_counter() - t0,
+                                  kernel_cpu_s=time.process_time() - c0,
+                                  threads=numba.get_num_threads())
         ctx.state = (binning, bg, consts, out_t, out_last, (n_cams, n, n_ch, width, height))
         ctx.has_bg = backgrounds is not None
         ctx.absgrad = absgrad_sink is not None
