@@ -29,9 +29,10 @@ def _open(video: Path) -> cv2.VideoCapture:
         raise ProcessError(f'video {video} does not exist; pass the path of a video file.')
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
-        raise ProcessError(f'video {video} cannot be opened by OpenCV (corrupt, or a codec it '
-                           'lacks); re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`, '
-                           'or extract the frames yourself and use `nerfreg-process images`.')
+        raise ProcessError(f'video {video} cannot be opened by OpenCV: it has no frames, is '
+                           'damaged, or uses a codec OpenCV lacks. Check that it plays and '
+                           're-encode it (e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`), or extract '
+                           'the frames yourself and use `nerfreg-process images`.')
     return cap
 
 

@@ -104,15 +104,16 @@ class _Runner:
         done = self.state.done(name, fp)
         if done is not None and all(p.exists() for p in outputs):
             self.display.reused(name, done['seconds'])
-            self.times[name] = dict(seconds=done['seconds'], reused=True)
+            self.times[name] = dict(seconds=done['seconds'], cpu_seconds=done.get('cpu_seconds'),
+                                    reused=True)
             return done
         self.state.forget(name)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with self.display.stage(name, description, total) as task:
             info = fn(task) or {}
-        seconds = time.perf_counter() - t0
-        self.state.finish(name, fp, seconds, **info)
-        self.times[name] = dict(seconds=round(seconds, 2), reused=False)
+        seconds, cpu = time.perf_counter() - t0, round(time.process_time() - c0, 2)
+        self.state.finish(name, fp, seconds, cpu_seconds=cpu, **info)
+        self.times[name] = dict(seconds=round(seconds, 2), cpu_seconds=cpu, reused=False)
         return self.state.stages[name]
 
 
