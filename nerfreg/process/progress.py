@@ -54,4 +54,4 @@ class StageDisplay:
         self.console.print(f'[cyan]↺[/] {name:<10} reused (took {seconds:.1f} s before)')
 
     def note(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(text, soft_wrap=True)
