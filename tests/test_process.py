@@ -215,3 +215,10 @@ def test_no_overlap(tmp_path, capsys):
     assert 'not enough overlap' in err and '60-80%' in err
     assert _tree(tmp_path) - {'noise', *(f'noise/{i}.png' for i in range(4))} <= {
         'scene', *(f'scene/{p}' for p in _tree(tmp_path / 'scene'))}
+
+
+def test_old_pycolmap_is_refused(photos, tmp_path, capsys, monkeypatch):
+    import types
+    monkeypatch.setitem(sys.modules, 'pycolmap', types.SimpleNamespace(__version__='3.10.0'))
+    err = _run(capsys, 'images', str(photos), '--out', str(tmp_path / 'scene'))
+    assert '3.10.0' in err and 'pycolmap>=4.2' in err
