@@ -52,10 +52,11 @@ def run_train(args: argparse.Namespace) -> dict:
     cfg.merge_from_dict({'data.data_root': str(args.data_root), 'work_dir': str(args.work_dir),
                          'train_cfg.max_steps': args.steps, 'train_cfg.val_interval': args.steps,
                          'default_hooks.checkpoint.interval': args.steps, 'custom_hooks': [],
-                         'device': 'cpu', 'seed': args.seed})
+                         'device': 'cpu', 'seed': args.seed, 'data.downscale': args.downscale})
     trainer = DefaultTrainer.from_cfg(cfg)
     trainer.train()
     return dict(data_root=str(args.data_root), steps=args.steps, seed=args.seed,
+                downscale=args.downscale,
                 num_gaussians=trainer.model.num_gaussians,
                 **{k: float(v) for k, v in trainer.val_metrics.items()})
 
@@ -73,6 +74,7 @@ def main() -> None:
     t.add_argument('--work-dir', required=True)
     t.add_argument('--steps', type=int, default=2000)
     t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--downscale', type=float, default=4, help="colmap_short's is 4")
     args = parser.parse_args()
     result = run_process(args) if args.cmd == 'process' else run_train(args)
     print(json.dumps(result))
