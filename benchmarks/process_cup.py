@@ -39,9 +39,31 @@ def run_process(args: argparse.Namespace) -> dict:
     ref = (colmap_poses(src / 'sparse' / '0') if (src / 'sparse').is_dir()
            else ngp_poses(src / 'transforms.json'))
     errors = compare_poses(est, ref)
+    if (src / 'sparse').is_dir():
+        errors['axial_error_vs_reference_focal_corr'] = focal_correlation(est, ref, src)
     keys = ('images_given', 'images_registered', 'not_registered', 'points',
             'mean_reprojection_error_px', 'mean_track_length', 'stages', 'total_seconds')
     return dict(scene=args.scene, **{k: report.get(k) for k in keys}, alignment=errors)
+
+
+def focal_correlation(est: dict, ref: dict, src: Path) -> float:
+    """Correlation, over images, between the centre error along the reference camera's
+    optical axis and the reference's per-image focal length: near 1 when the reference's
+    per-image focal lengths trade off against camera distance."""
+    import numpy as np
+
+    from nerfreg.datasets.colmap_io import read_model
+    from nerfreg.process.align import umeyama
+
+    cams, images, _ = read_model(src / 'sparse' / '0')
+    focal = {im.name: cams[im.camera_id].params[0] for im in images.values()}
+    names = sorted(set(est) & set(ref))
+    c_est = np.stack([est[n][1] for n in names])
+    c_ref = np.stack([ref[n][1] for n in names])
+    s, rot, t = umeyama(c_est, c_ref)
+    err = c_est @ (s * rot).T + t - c_ref
+    axial = [(ref[n][0] @ e)[2] for n, e in zip(names, err)]
+    return float(np.corrcoef(axial, [focal[n] for n in names])[0, 1])
 
 
 def run_train(args: argparse.Namespace) -> dict:
