@@ -25,7 +25,7 @@ setup(
     extras_require={
         'tests': read_requirements('tests'),
         'tensorboard': ['tensorboard>=2.14'],
-        'colmap': ['pycolmap>=3.10'],
+        'colmap': ['pycolmap>=4.2'],
         'gsplat': ['gsplat>=1.4'],
         'lpips': ['lpips>=0.1.4'],
         'all': read_requirements('optional'),
