@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -96,6 +97,26 @@ def screenshot(driver) -> np.ndarray:
     import cv2
     png = np.frombuffer(driver.get_screenshot_as_png(), np.uint8)
     return cv2.cvtColor(cv2.imdecode(png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def settled_frame(loop, client, timeout: float = 90.0):
+    """The last frame once the camera has stopped and a full-resolution frame of the
+    camera's current pose was sent."""
+    from nerfreg.viewer.camera import ViewPose
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pose = ViewPose.from_viser(client.camera)
+        record = loop.wait_for_frame(lambda r, p=pose: not r.moving and r.pose == p, 5.0)
+        if record is not None and ViewPose.from_viser(client.camera) == pose:
+            time.sleep(0.3)
+            if loop.frames[-1] is record:
+                return record
+        time.sleep(0.2)
+    now = ViewPose.from_viser(client.camera)
+    raise AssertionError(f'the viewer sent no settled frame: camera {now}; frames (version, '
+                         'moving, size, seconds, same pose): ' + str(
+                             [(r.version, r.moving, r.width, round(r.seconds, 2), r.pose == now)
+                              for r in loop.frames[-10:]]))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -14,6 +14,7 @@ from _viewer_utils import (
     psnr,
     save_doc_image,
     screenshot,
+    settled_frame,
     start_chromium,
     trained_demo_scene,
 )
@@ -24,22 +25,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope='session')
 def trained_demo(tmp_path_factory):
     return trained_demo_scene(tmp_path_factory)
-
-
-def _settled_frame(loop, client, timeout: float = 90.0):
-    """The last frame once the camera has stopped and a full-resolution frame of the
-    camera's current pose was sent."""
-    from nerfreg.viewer.camera import ViewPose
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pose = ViewPose.from_viser(client.camera)
-        record = loop.wait_for_frame(lambda r, p=pose: not r.moving and r.pose == p, 5.0)
-        if record is not None and ViewPose.from_viser(client.camera) == pose:
-            time.sleep(0.3)
-            if loop.frames[-1] is record:
-                return record
-        time.sleep(0.2)
-    raise AssertionError('the viewer sent no settled frame')
 
 
 def _canvas_region(driver, record) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -93,7 +78,7 @@ def test_browser_shows_the_rendered_view_and_follows_the_camera(trained_demo, tm
         loop = viewer.wait_for_client(60)
         assert loop is not None, 'the browser did not connect'
         client = loop.client
-        first = _settled_frame(loop, client)
+        first = settled_frame(loop, client)
         score, shown_a = _matches_direct_render(driver, scene, first, client)
         assert score >= 25.0, f'first frame vs direct render: PSNR {score:.2f} dB'
 
@@ -101,7 +86,7 @@ def test_browser_shows_the_rendered_view_and_follows_the_camera(trained_demo, tm
         poses = cameras_to_poses(scene.cameras)
         target = poses[len(poses) // 2]
         move_client_camera(client, target)
-        second = _settled_frame(loop, client)
+        second = settled_frame(loop, client)
         assert np.allclose(second.pose.position, target.position, atol=1e-4)
         score_b, shown_b = _matches_direct_render(driver, scene, second, client)
         assert score_b >= 25.0, f'frame after the move vs direct render: PSNR {score_b:.2f} dB'

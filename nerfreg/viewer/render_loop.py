@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class FrameRecord:
-    """One frame sent: its pose, size, model version, render time and whether the camera
-    was moving."""
+    """One frame sent: its pose, size, model version, render time and whether it is a
+    reduced-resolution frame of a moving camera (``moving``)."""
 
     pose: ViewPose
     width: int
@@ -168,7 +168,8 @@ class ClientRenderLoop:
                 if (s_pose, s_settings, s_version) == (pose, settings, version) and s_side >= side:
                     continue
             try:
-                self._render_and_send(pose, settings, side, moving)
+                # a frame at the full cap is final even if the camera was still moving
+                self._render_and_send(pose, settings, side, moving and side < full)
             except Exception as exc:  # noqa: BLE001 (a browser gone mid-send, a render error)
                 if self._stop.is_set():
                     break
