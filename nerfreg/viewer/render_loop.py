@@ -185,6 +185,8 @@ class ClientRenderLoop:
         image, version = self.source.render(pose, width, height, settings)
         seconds = time.perf_counter() - start
         self.moving.update(width * height, seconds)
+        if self._stop.is_set():  # the browser left while this frame rendered
+            return
         self._send(self.client, image, settings)
         self._shown = (pose, settings, version, side)
         record = FrameRecord(pose, width, height, version, seconds, moving, settings, image)
