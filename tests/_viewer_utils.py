@@ -79,15 +79,22 @@ def start_chromium(profile_dir: Path, width: int = 1000, height: int = 700):
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
-def network_hosts(driver) -> set[str]:
-    """Hosts of every http(s)/ws(s) request the page made (from the performance log)."""
+def network_hosts(driver, page_host: str = 'localhost') -> set[str]:
+    """Hosts of every http(s)/ws(s) request made by documents served from ``page_host``
+    (the browser's own start-up traffic, e.g. its search engine, is not the page's)."""
     hosts = set()
     for entry in driver.get_log('performance'):
         message = json.loads(entry['message'])['message']
+        if message.get('method') not in ('Network.requestWillBeSent',
+                                         'Network.webSocketCreated'):
+            continue
         params = message.get('params', {})
+        document = urlparse(params.get('documentURL') or params.get('initiator', {}).get(
+            'url') or '')
+        if message['method'] == 'Network.requestWillBeSent' and document.hostname != page_host:
+            continue
         url = (params.get('request') or {}).get('url') or params.get('url') or ''
-        scheme = urlparse(url).scheme
-        if scheme in ('http', 'https', 'ws', 'wss'):
+        if urlparse(url).scheme in ('http', 'https', 'ws', 'wss'):
             hosts.add(urlparse(url).hostname)
     return hosts
 

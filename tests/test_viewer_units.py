@@ -133,3 +133,53 @@ def test_nerfreg_imports_and_hook_module_do_not_import_viser():
     code = ('import sys, nerfreg.viewer, nerfreg.engine.hooks.viewer_hook, nerfreg.engine; '
             'assert "viser" not in sys.modules, "viser imported"')
     subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
+
+
+def _small_scene(n: int = 300):
+    from nerfreg.models.gaussian_splatting import GaussianSplatting
+    from nerfreg.renderers.gaussian_renderer import GaussianSplatRenderer
+    model = GaussianSplatting(sh_degree=2, init_opacity=0.9, background='black')
+    model.init_from_points(torch.randn(n, 3) * 0.2, torch.rand(n, 3))
+    with torch.no_grad():
+        model.params['shN'].normal_(0.0, 0.3)
+        model.params['scales'].fill_(math.log(0.03))  # small blobs: the corners stay empty
+    model.set_step(10_000)
+    return model.eval(), GaussianSplatRenderer(backend='cpu')
+
+
+def test_render_controls_change_the_frame_as_asked():
+    from nerfreg.viewer.render import ViewSettings, render_view
+    from nerfreg.viewer.server import look_at_pose
+    model, renderer = _small_scene()
+    pose = look_at_pose(np.zeros(3), 1.5)
+    rgb = render_view(model, renderer, pose, 64, 48, ViewSettings())
+    assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8
+    corner = (0, 0)  # empty space: the background
+    assert rgb[corner].tolist() == [0, 0, 0]
+    white = render_view(model, renderer, pose, 64, 48, ViewSettings(background=(1.0, 1.0, 1.0)))
+    assert white[corner].tolist() == [255, 255, 255]
+    opacity = render_view(model, renderer, pose, 64, 48, ViewSettings(mode='opacity'))
+    assert opacity[24, 32, 0] > 200 and opacity[corner].tolist() == [0, 0, 0]
+    assert (opacity[..., 0] == opacity[..., 1]).all()
+    depth = render_view(model, renderer, pose, 64, 48, ViewSettings(mode='depth'))
+    assert depth[24, 32].tolist() != [0, 0, 0] and depth[corner].tolist() == [0, 0, 0]
+    sh0 = render_view(model, renderer, pose, 64, 48, ViewSettings(sh_degree=0))
+    assert np.abs(sh0.astype(int) - rgb.astype(int)).max() > 10  # higher SH bands are used
+
+
+def test_path_editor_exports_a_readable_path(tmp_path):
+    from nerfreg.viewer.render import SceneSource
+    from nerfreg.viewer.server import ViewerServer, look_at_pose
+    model, renderer = _small_scene(50)
+    with ViewerServer(SceneSource(model, renderer), port=0,
+                      path_file=tmp_path / 'path.json') as viewer:
+        editor = viewer.path_editor
+        for x in (0.0, 0.5, 1.0):
+            editor.add(look_at_pose(np.array([x, 0.0, 0.0]), 2.0))
+        editor.remove_last()
+        editor.add(look_at_pose(np.array([1.5, 0.0, 0.0]), 2.0))
+        assert len(editor.keyframes) == 3
+        path = editor.export()
+    cams, fps = read_camera_path(path)
+    assert len(cams) == 120 and fps == 30.0
+    np.testing.assert_allclose(cams.centers()[-1].numpy(), [1.5, 0.0, -2.0], atol=1e-4)

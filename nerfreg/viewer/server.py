@@ -90,6 +90,17 @@ class ViewerServer:
             self.server.stop()
             raise PortInUseError(f'port {port} on {host} is already in use. Pass a free one '
                                  f'with --port, e.g. --port {int(port) + 1}.')
+        try:
+            self._build_scene(cameras, images, initial_pose, max_sh_degree, max_side, path_file)
+        except BaseException:
+            self.server.stop()  # do not keep the port while failing
+            raise
+        self.server.on_client_connect(self._on_connect)
+        self.server.on_client_disconnect(self._on_disconnect)
+
+    def _build_scene(self, cameras: Any, images: Any, initial_pose: ViewPose | None,
+                     max_sh_degree: int | None, max_side: int, path_file: str | Path) -> None:
+        """The GUI (controls, stats, path editor) and the training-camera frustums."""
         self.controls = RenderControls(self.server, self.invalidate_all, max_sh_degree, max_side)
         self.stats = StatsPanel(self.server)
         width, height = 640, 480
@@ -105,8 +116,6 @@ class ViewerServer:
                 from .camera import cameras_to_poses
                 initial_pose = cameras_to_poses(cameras[0])[0]
         self.initial_pose = initial_pose
-        self.server.on_client_connect(self._on_connect)
-        self.server.on_client_disconnect(self._on_disconnect)
 
     # ---- properties ---------------------------------------------------------------------
     @property
