@@ -93,7 +93,7 @@ def main() -> None:
             side = ctl.side(full_side, aspect) if kind == 'moving' else full_side
             w, h = pose.image_size(side)
             t0 = time.perf_counter()
-            image, _ = source.render(pose, w, h, settings)
+            image, _, _ = source.render(pose, w, h, settings)
             ok, _jpeg = cv2.imencode('.jpg', image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
             dt = time.perf_counter() - t0
             if kind == 'moving':

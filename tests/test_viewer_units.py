@@ -183,3 +183,30 @@ def test_path_editor_exports_a_readable_path(tmp_path):
     cams, fps = read_camera_path(path)
     assert len(cams) == 120 and fps == 30.0
     np.testing.assert_allclose(cams.centers()[-1].numpy(), [1.5, 0.0, -2.0], atol=1e-4)
+
+
+def test_duty_cycle_is_shared_by_all_browsers():
+    import threading
+    import time
+
+    from nerfreg.viewer.render import SceneSource, ViewSettings
+    from nerfreg.viewer.server import look_at_pose
+    model, renderer = _small_scene(100)
+    source = SceneSource(model, renderer, max_duty=0.25)
+    pose, settings = look_at_pose(np.zeros(3), 1.5), ViewSettings()
+    source.render(pose, 32, 24, settings)  # warm-up
+    spent: list[float] = []
+
+    def browser():
+        for _ in range(2):
+            spent.append(source.render(pose, 32, 24, settings)[2])
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=browser) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - start
+    # every render but the last is followed by 3x its time of rest, whoever asks next
+    assert wall >= 0.95 * (sum(spent) + 3.0 * sum(spent[:-1]))

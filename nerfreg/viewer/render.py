@@ -9,6 +9,7 @@ provides them: ``sh_degree`` (capped by the SH-degree control) and ``backgrounds
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -81,7 +82,8 @@ class SceneSource:
     viewer's threads.
     """
 
-    def __init__(self, model: torch.nn.Module, renderer: Any, live: bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, renderer: Any, live: bool = False,
+                 max_duty: float | None = None) -> None:
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -92,6 +94,8 @@ class SceneSource:
         self._pending_version = 0
         self._lock = threading.Lock()
         self.render_lock = threading.Lock()  # one render at a time (shared CPU)
+        self.max_duty = max_duty  # share of wall time all renders together may take
+        self._next_start = 0.0
         self.stats: dict[str, Any] = {}
 
     def post(self, state_dict: dict[str, torch.Tensor], stats: dict[str, Any] | None = None
@@ -120,11 +124,19 @@ class SceneSource:
         return self.version
 
     def render(self, pose: ViewPose, width: int, height: int,
-               settings: ViewSettings) -> tuple[np.ndarray, int]:
-        """``(frame, model version)`` for one viewport camera."""
+               settings: ViewSettings) -> tuple[np.ndarray, int, float]:
+        """``(frame, model version, seconds spent rendering)`` for one viewport camera."""
         with self.render_lock:
+            wait = self._next_start - time.monotonic()
+            if wait > 0:  # leave the CPU to training for the rest of the duty cycle
+                time.sleep(wait)
+            start = time.monotonic()
             version = self.refresh()
-            return render_view(self.model, self.renderer, pose, width, height, settings), version
+            image = render_view(self.model, self.renderer, pose, width, height, settings)
+            elapsed = time.monotonic() - start
+            if self.max_duty:
+                self._next_start = time.monotonic() + elapsed * (1.0 / self.max_duty - 1.0)
+            return image, version, elapsed
 
 
 __all__ = ['RENDER_MODES', 'SceneSource', 'ViewSettings', 'render_view', 'view_batch']

@@ -3,9 +3,8 @@
 While the camera moves, frames are rendered at a reduced size chosen from the measured
 cost of the previous frames so that about ``target_fps`` frames per second reach the
 browser; once the camera has been still for ``still_after`` seconds the view is rendered
-again at the full resolution cap. A live scene re-renders when its model changes; there a
-duty-cycle limit (``max_duty``) keeps rendering from taking more than that share of the
-CPU from training.
+again at the full resolution cap. A live scene re-renders when its model changes (the
+source's duty-cycle limit keeps rendering from taking the CPU from training).
 """
 
 from __future__ import annotations
@@ -86,13 +85,11 @@ class ClientRenderLoop:
 
     def __init__(self, client: Any, source: SceneSource, settings: Callable[[], ViewSettings],
                  target_fps: float = 10.0, still_after: float = 0.25,
-                 max_duty: float | None = None,
                  send: Callable[[Any, np.ndarray, ViewSettings], None] | None = None) -> None:
         self.client = client
         self.source = source
         self.settings = settings
         self.still_after = float(still_after)
-        self.max_duty = max_duty
         self.moving = MovingResolution(target_fps)
         self._send = send or _send_background
         self._wake = threading.Event()
@@ -181,9 +178,7 @@ class ClientRenderLoop:
     def _render_and_send(self, pose: ViewPose, settings: ViewSettings, side: int,
                          moving: bool) -> None:
         width, height = pose.image_size(side)
-        start = time.perf_counter()
-        image, version = self.source.render(pose, width, height, settings)
-        seconds = time.perf_counter() - start
+        image, version, seconds = self.source.render(pose, width, height, settings)
         self.moving.update(width * height, seconds)
         if self._stop.is_set():  # the browser left while this frame rendered
             return
@@ -194,8 +189,6 @@ class ClientRenderLoop:
             self.frames.append(record)
             del self.frames[:-self.max_records]
             self._cond.notify_all()
-        if self.max_duty:  # leave the CPU to training for the rest of the cycle
-            self._stop.wait(seconds * (1.0 / self.max_duty - 1.0))
 
 
 def _send_background(client: Any, image: np.ndarray, settings: ViewSettings) -> None:

@@ -79,7 +79,8 @@ class ViewerServer:
         self.source = source
         self.host = host
         self.target_fps = float(target_fps)
-        self.max_duty = max_duty
+        if max_duty is not None:
+            source.max_duty = float(max_duty)
         self.still_after = float(still_after)
         self.loops: dict[int, ClientRenderLoop] = {}
         self._lock = threading.Lock()
@@ -131,7 +132,7 @@ class ViewerServer:
         if self._closed:
             return
         loop = ClientRenderLoop(client, self.source, self.settings, self.target_fps,
-                                self.still_after, self.max_duty)
+                                self.still_after)
         with self._lock:
             self.loops[client.client_id] = loop
         client.camera.on_update(lambda _camera: loop.camera_moved())
