@@ -85,15 +85,24 @@ def main(argv: list[str] | None = None) -> int:
                            with_cameras=not args.no_cameras)
         viewer = start_viewer(scene, args.host, args.port, args.max_side, args.fps,
                               args.path_file)
-        n = getattr(scene.model, 'num_gaussians', None)
-        what = f'{n:,} Gaussians' if isinstance(n, int) else type(scene.model).__name__
-        print(f'nerfreg viewer: {what} (step {scene.step}) at {viewer.url}  (Ctrl-C to stop)',
-              flush=True)
-        viewer.serve_forever()
+        try:  # Ctrl-C is the normal way to stop, whenever it comes
+            n = getattr(scene.model, 'num_gaussians', None)
+            what = f'{n:,} Gaussians' if isinstance(n, int) else type(scene.model).__name__
+            print(f'nerfreg viewer: {what} (step {scene.step}) at {viewer.url}  (Ctrl-C to '
+                  'stop)', flush=True)
+            viewer.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            viewer.close()
         print('Viewer stopped.', flush=True)
         return 0
 
-    return run_with_clear_errors(run)
+    try:
+        return run_with_clear_errors(run)
+    except KeyboardInterrupt:  # before the server was up: nothing to close
+        print('Interrupted.', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':
