@@ -28,6 +28,7 @@ setup(
         'colmap': ['pycolmap>=4.2'],
         'gsplat': ['gsplat>=1.4'],
         'lpips': ['lpips>=0.1.4'],
+        'viewer': ['viser>=1.1'],
         'all': read_requirements('optional'),
     },
 )
