@@ -9,8 +9,10 @@ from .colmap import ColmapDataset
 from .ngp import NGPDataset
 from .pipeline import DataPipeline
 from .procedural import ProceduralSceneDataset
+from .ray_pipeline import RayPipeline
 
 __all__ = [
     'BaseSceneDataset', 'BlenderDataset', 'ColmapDataset', 'DataPipeline', 'DatasetError',
     'NGPDataset', 'ProceduralSceneDataset', 'SceneSplit', 'holdout_indices', 'natural_key',
+    'RayPipeline',
 ]
