@@ -69,8 +69,8 @@ class OccupancyGrid(nn.Module):
         new = torch.cat([density_fn(x[i:i + self.chunk]).float()
                          for i in range(0, len(x), self.chunk)]) * step_size
         # a cell drawn twice keeps the larger measurement
-        self.values.index_reduce_(0, cells, torch.maximum(self.values[cells] * self.decay, new),
-                                  'amax', include_self=False)
+        self.values.scatter_reduce_(0, cells, torch.maximum(self.values[cells] * self.decay,
+                                                            new), 'amax', include_self=False)
         thresh = min(float(self.values.mean()), self.threshold)
         self.binary.copy_(self.values > thresh)
         return True
