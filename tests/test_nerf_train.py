@@ -47,7 +47,7 @@ def test_resume_is_bit_exact_including_occupancy_grid(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_validate_test_and_clear_errors(tmp_path):
+def test_train_validate_test_and_clear_errors(tmp_path, capsys):
     trainer = DefaultTrainer.from_cfg(_cfg(tmp_path, 'w', **{'train_cfg.val_interval': 8}))
     before = trainer.model.field.tables.detach().clone()
     trainer.train()
@@ -63,6 +63,20 @@ def test_train_validate_test_and_clear_errors(tmp_path):
     from nerfreg.models.nerf import NotSplatsError
     with pytest.raises(NotSplatsError, match='radiance field'):
         write_ply(trainer.model, tmp_path / 'x.ply')
+
+    # the command-line tools on the field checkpoint
+    from nerfreg.cli import export, render
+    from nerfreg.cli import test as test_cli
+    config = tmp_path / 'w' / 'demo.py'  # the config the trainer dumped
+    assert export.main([str(config), str(ckpt), '--out', str(tmp_path / 'x.ply')]) == 1
+    assert 'radiance field' in capsys.readouterr().err
+    video = tmp_path / 'v.mp4'
+    assert render.main([str(config), str(ckpt), '--out', str(video), '--frames', '2',
+                        '--device', 'cpu']) == 0
+    assert video.stat().st_size > 0
+    assert test_cli.main([str(config), str(ckpt), '--work-dir', str(tmp_path / 't'),
+                          '--device', 'cpu']) == 0
+    assert (tmp_path / 't' / 'test' / 'metrics.json').is_file()
 
     # field checkpoint into a splatting model, and the reverse
     from nerfreg.models import GaussianSplatting
