@@ -125,6 +125,21 @@ class InstantNGP(BaseModel):
         return (torch.full_like(origins[:, 0], self.near),
                 torch.full_like(origins[:, 0], far))
 
+    @torch.no_grad()
+    def depth_range(self, cameras: Any) -> tuple[float, float]:
+        """Near/far of the scene bounds seen from ``cameras`` (one colour scale for depth
+        videos): box corners for 'aabb', the contraction's inner ball for 'contract'."""
+        centers = cameras.centers().float().cpu()
+        if self.bounds == 'aabb':
+            lo, hi = self.aabb[:3], self.aabb[3:]
+            corners = torch.tensor([[hi[0] if i & 1 else lo[0], hi[1] if i & 2 else lo[1],
+                                     hi[2] if i & 4 else lo[2]] for i in range(8)])
+            dist = torch.cdist(centers, corners)
+            return max(float(dist.min()), 1e-3), float(dist.max())
+        dist = (centers - self.center.cpu()).norm(dim=1)
+        radius = float(self.radius)
+        return max(float((dist - radius).min()), self.near, 1e-3), float(dist.max()) + radius
+
     # ------------------------------------------------------------------ setup
     @torch.no_grad()
     def setup(self, scene: Any) -> None:
