@@ -194,3 +194,20 @@ def test_memory_error_names_the_key():
     inputs['backgrounds'] = torch.ones(1, 3)
     with pytest.raises(MemoryError, match='renderer.chunk_size'):
         VolumeRenderer(bytes_per_sample=2 ** 50)(inputs, dict(camera=cams, width=16, height=16))
+
+
+def test_training_sample_budget_keeps_leading_rays():
+    gen = torch.Generator().manual_seed(0)
+    o = torch.tensor([[0.0, 0.0, -3.0]]).repeat(50, 1) + torch.randn(50, 3, generator=gen) * 0.1
+    d = torch.nn.functional.normalize(torch.tensor([[0.0, 0.0, 1.0]]).repeat(50, 1), dim=1)
+    inputs = _sphere_inputs(0.5, 2.0, (0.2, 0.4, 0.6), 'cpu', step=0.01)
+    inputs.update(backgrounds=torch.ones(50, 3), jitter=True)
+    batch = dict(rays_o=o, rays_d=d)
+    torch.manual_seed(1)
+    full = VolumeRenderer(train_sample_budget=None)(inputs, batch)
+    torch.manual_seed(1)
+    part = VolumeRenderer(train_sample_budget=1000)(inputs, batch)
+    n = part['meta']['n_rays']
+    assert 1 <= n < 50 and part['rgb'].shape == (n, 3)
+    assert part['meta']['n_samples'] <= 1000 < full['meta']['n_samples']
+    assert torch.equal(part['rgb'], full['rgb'][:n])

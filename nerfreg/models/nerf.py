@@ -214,6 +214,9 @@ class InstantNGP(BaseModel):
     def target_image(self, render_results: dict[str, Any], batch: dict[str, Any]) -> Tensor:
         """Ground truth re-composited on the render's background (views or rays)."""
         image, alpha = batch['image'], batch.get('alpha')
+        if image.dim() == 2:  # ray batch: the renderer may have kept only the leading rays
+            n = int(render_results['rgb'].shape[0])
+            image, alpha = image[:n], None if alpha is None else alpha[:n]
         bg = render_results.get('backgrounds')
         if alpha is None or bg is None:
             return image
@@ -225,13 +228,15 @@ class InstantNGP(BaseModel):
     # ------------------------------------------------------------------ training
     def get_loss_dict(self, render_results: dict[str, Any],
                       batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Mean squared colour error over the rays."""
+        """Mean squared colour error over the rendered rays."""
         target = self.target_image(render_results, batch)
         mse = torch.mean((render_results['rgb'] - target) ** 2)
+        n = render_results['rgb'].shape[0]
         return {'loss': mse, 'mse': mse.detach(),
                 'psnr': -10.0 * torch.log10(mse.detach().clamp_min(1e-10)),
-                'samples_per_ray': torch.tensor(float(render_results['meta']['n_samples'])
-                                                / max(1, render_results['rgb'].shape[0]))}
+                'samples_per_ray': torch.tensor(
+                    float(render_results['meta']['n_samples']) / max(1, n)),
+                'rays': torch.tensor(float(n))}
 
     def get_optimizer_dict(self, loss_dict: dict[str, Tensor], render_results: dict[str, Any],
                            batch: dict[str, Any], step: int) -> dict[str, Any]:

@@ -39,18 +39,28 @@ class VolumeRenderer:
         bytes_per_sample: memory estimate per marched sample (field activations, with
             autograd during training); a batch whose samples would exceed the free memory
             is refused with the size it needs.
+        train_sample_budget: most samples per training step (instant-ngp's fixed sample
+            batch): when a ray batch marches more, only its leading rays are rendered and
+            ``meta['n_rays']`` says how many (the model's loss uses those). This bounds
+            the cost of the first steps, when the occupancy grid is still full. None: off.
     """
 
-    def __init__(self, chunk_size: int = 16384, bytes_per_sample: int = 3072) -> None:
+    def __init__(self, chunk_size: int = 16384, bytes_per_sample: int = 3072,
+                 train_sample_budget: int | None = 262_144) -> None:
         if chunk_size < 1:
             raise ValueError(f'renderer.chunk_size must be >= 1, got {chunk_size}')
         self.chunk_size = int(chunk_size)
         self.bytes_per_sample = int(bytes_per_sample)
+        self.train_sample_budget = train_sample_budget
 
     # ------------------------------------------------------------------ rays
     def render_rays(self, inputs: dict[str, Any], origins: Tensor, dirs: Tensor,
-                    backgrounds: Tensor, key: str = 'data.rays_per_step') -> dict[str, Tensor]:
-        """Render ``R`` rays: ``rgb [R,3]``, ``depth [R,1]``, ``alpha [R,1]``, sample count."""
+                    backgrounds: Tensor, key: str = 'data.rays_per_step',
+                    budget: int | None = None) -> dict[str, Tensor]:
+        """Render ``R`` rays: ``rgb [R,3]``, ``depth [R,1]``, ``alpha [R,1]``, sample count.
+
+        With a sample ``budget`` only the first rays whose samples fit are rendered (the
+        outputs then have fewer rows)."""
         t_near, t_far = inputs['ray_range'](origins, dirs)
         jitter = (torch.rand(len(origins), device=origins.device) if inputs.get('jitter')
                   else torch.zeros(len(origins), device=origins.device))
@@ -58,6 +68,13 @@ class VolumeRenderer:
                                      inputs['spec'], inputs['max_samples'], inputs['backend'])
         offsets, t0, t1 = offsets.to(origins.device), t0.to(origins.device), \
             t1.to(origins.device)
+        if budget is not None and int(offsets[-1]) > budget:
+            # keep the leading rays whose samples fit the budget (rays come in random
+            # order, so this is an unbiased subset), at least one ray
+            keep = max(1, int(torch.searchsorted(offsets, budget, right=True)) - 1)
+            origins, dirs, backgrounds = origins[:keep], dirs[:keep], backgrounds[:keep]
+            offsets = offsets[:keep + 1]
+            t0, t1 = t0[:int(offsets[-1])], t1[:int(offsets[-1])]
         n_samples = int(t0.shape[0])
         self._check_memory(n_samples, len(origins), key)
         counts = offsets[1:] - offsets[:-1]
@@ -85,10 +102,12 @@ class VolumeRenderer:
                  render_mode: str | None = None) -> dict[str, Any]:
         bgs = render_inputs['backgrounds']
         if 'rays_o' in batch:
-            out = self.render_rays(render_inputs, batch['rays_o'], batch['rays_d'], bgs)
+            budget = self.train_sample_budget if render_inputs.get('jitter') else None
+            out = self.render_rays(render_inputs, batch['rays_o'], batch['rays_d'], bgs,
+                                   budget=budget)
             n = out.pop('n_samples')
-            out['backgrounds'] = bgs
-            out['meta'] = dict(n_samples=n, n_rays=int(batch['rays_o'].shape[0]))
+            out['backgrounds'] = bgs[:out['rgb'].shape[0]]
+            out['meta'] = dict(n_samples=n, n_rays=int(out['rgb'].shape[0]))
             return out
         cams, width, height = batch['camera'], int(batch['width']), int(batch['height'])
         views, total = [], 0

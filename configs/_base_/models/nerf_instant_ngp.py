@@ -16,5 +16,5 @@ model = dict(
     eval_background='white',
     backend='auto',  # 'cpu' = Numba kernels on CPU tensors, 'torch' = reference / CUDA
 )
-renderer = dict(type='VolumeRenderer', chunk_size=16384)
+renderer = dict(type='VolumeRenderer', chunk_size=16384, train_sample_budget=65536)
 optimizer = dict(type='FieldOptimizer', lr=1e-2, eps=1e-15, weight_decay=1e-6)
