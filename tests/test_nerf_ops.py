@@ -44,21 +44,21 @@ def test_hash_encoding_cpu_matches_torch_reference():
 
 def test_hash_encoding_trilinear_at_vertices_and_gradcheck_float64():
     res = [3, 5]
-    tables = torch.randn(2, 64, 3, dtype=torch.float64)
+    tables = torch.randn(2, 64, 2, dtype=torch.float64)
     # at a vertex of level 0 the feature is that vertex's row (level 0 is dense: 4^3 = 64)
     x = torch.tensor([[1 / 3, 2 / 3, 0.0]], dtype=torch.float64)
     out = hash_encode(x, tables, res, 'cpu')
-    assert torch.allclose(out[0, :3], tables[0, 1 + 2 * 4 + 0 * 16])
+    assert torch.allclose(out[0, :2], tables[0, 1 + 2 * 4 + 0 * 16])
     tables.requires_grad_()
-    pts = torch.rand(6, 3, dtype=torch.float64)
+    pts = torch.rand(4, 3, dtype=torch.float64)
     for backend in ('cpu', 'torch'):
         assert torch.autograd.gradcheck(lambda t, b=backend: hash_encode(pts, t, res, b), (tables,),
                                         eps=1e-6, atol=1e-7)
 
 
-def _samples(n_rays=40, seed=0, dtype=torch.float32):
+def _samples(n_rays=40, seed=0, dtype=torch.float32, max_count=30):
     gen = torch.Generator().manual_seed(seed)
-    counts = torch.randint(0, 30, (n_rays,), generator=gen)
+    counts = torch.randint(0, max_count, (n_rays,), generator=gen)
     offsets = torch.zeros(n_rays + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(counts, 0)
     s = int(offsets[-1])
@@ -89,7 +89,7 @@ def test_composite_cpu_matches_torch_reference_with_early_stop():
 
 
 def test_composite_gradcheck_float64():
-    sigmas, rgbs, t0, t1, offsets = _samples(6, seed=1, dtype=torch.float64)
+    sigmas, rgbs, t0, t1, offsets = _samples(4, seed=1, dtype=torch.float64, max_count=7)
     sigmas.requires_grad_()
     rgbs.requires_grad_()
     for backend in ('cpu', 'torch'):

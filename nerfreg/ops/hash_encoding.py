@@ -17,6 +17,17 @@ from torch import Tensor
 
 from .hash_cpu import PRIME_Y, PRIME_Z
 
+#: below this many points (x levels) the Numba kernels run on one thread
+SMALL_WORK = 20_000
+
+
+def set_numba_threads(work: int) -> None:
+    """As many Numba threads as torch uses, but one for small work (a parallel launch
+    costs more than it saves there, and much more on a loaded machine)."""
+    import numba
+    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(1 if work < SMALL_WORK else n)
+
 
 def level_resolutions(n_levels: int, base_resolution: int, finest_resolution: int) -> list[int]:
     """Grid resolution of every level: a geometric series from base to finest."""
@@ -64,8 +75,7 @@ class _HashEncodeCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, tables: Tensor, res: np.ndarray, dense: np.ndarray) -> Tensor:
         from . import hash_cpu as K
-        from .rasterize_cpu import _set_threads
-        _set_threads()
+        set_numba_threads(x.shape[0] * tables.shape[0])
         xn = x.detach().to(tables.dtype).contiguous().numpy()
         resf = res.astype(xn.dtype)
         out = np.empty((xn.shape[0], tables.shape[0] * tables.shape[2]), dtype=xn.dtype)
@@ -77,9 +87,8 @@ class _HashEncodeCPU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         from . import hash_cpu as K
-        from .rasterize_cpu import _set_threads
-        _set_threads()
         (x,) = ctx.saved_tensors
+        set_numba_threads(x.shape[0] * ctx.meta[3][0])
         res, resf, dense, shape, dtype = ctx.meta
         g = np.zeros(shape, dtype=resf.dtype)
         K.hash_backward(x.detach().to(dtype).contiguous().numpy(),

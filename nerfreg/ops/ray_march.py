@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .hash_encoding import set_numba_threads
+
 
 @dataclass
 class GridSpec:
@@ -140,8 +142,7 @@ def march_cpu(origins: Tensor, dirs: Tensor, t_near: Tensor, t_far: Tensor, jitt
               grid: Tensor, spec: GridSpec, max_samples: int) -> tuple[Tensor, Tensor, Tensor]:
     """Numba marcher (same samples as :func:`march_torch`)."""
     from . import volume_cpu as K
-    from .rasterize_cpu import _set_threads
-    _set_threads()
+    set_numba_threads(16 * len(origins))
     args = [x.detach().double().contiguous().numpy() for x in (origins, dirs, t_near, t_far,
                                                                 jitter)]
     g = grid.reshape(-1).to(torch.uint8).contiguous().numpy()

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .hash_encoding import set_numba_threads
+
 
 def _pad(values: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Dense ``[R, Smax, ...]`` copy of packed ``values`` (zeros beyond each ray's end),
@@ -53,8 +55,7 @@ class _CompositeCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, sigmas, rgbs, t0, t1, offsets, t_min):
         from . import volume_cpu as K
-        from .rasterize_cpu import _set_threads
-        _set_threads()
+        set_numba_threads(sigmas.shape[0])
         n_rays = offsets.shape[0] - 1
         np_dtype = sigmas.detach().numpy().dtype
         a = [x.detach().contiguous().numpy() for x in (sigmas, rgbs, t0, t1)]
@@ -71,9 +72,8 @@ class _CompositeCPU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_rgb, g_depth, g_acc):
         from . import volume_cpu as K
-        from .rasterize_cpu import _set_threads
-        _set_threads()
         sigmas, rgbs, t0, t1, offsets, n_used, o_rgb, o_depth, o_acc = ctx.saved_tensors
+        set_numba_threads(sigmas.shape[0])
         dtype = sigmas.dtype
         g = [torch.zeros_like(o) if x is None else x.to(dtype).contiguous()
              for x, o in ((g_rgb, o_rgb), (g_depth, o_depth), (g_acc, o_acc))]
