@@ -108,3 +108,30 @@ def test_ray_pipeline_sampling_is_resumable(tmp_path):
     assert torch.equal((x['image'][0] * 255).round().byte(), img[py, px])
     views = list(a.iter_split('val'))
     assert len(views) == 2 and views[0]['image'].shape == (1, 24, 24, 3)
+
+
+@pytest.mark.parametrize('name', ['blender', 'ngp', 'colmap', 'demo'])
+def test_field_configs_build_their_components(name):
+    from nerfreg.registry import MODELS, OPTIMIZERS, RENDERERS
+    cfg = load_config(REPO / 'configs' / 'nerf' / f'{name}.py')
+    assert cfg.data.type == 'RayPipeline' and cfg.data.rays_per_step > 0
+    model = MODELS.build(dict(cfg.model))
+    RENDERERS.build(dict(cfg.renderer))
+    opt = OPTIMIZERS.build(dict(cfg.optimizer), default_args=dict(model=model))
+    assert [g['name'] for g in opt.param_groups] == ['encoding', 'mlp']
+    assert model.bounds == ('aabb' if name in ('blender', 'demo') else 'contract')
+
+
+@pytest.mark.slow
+def test_ngp_config_trains_on_fox(tmp_path):
+    from tests.conftest import shared_scene
+    root = shared_scene('fox')
+    cfg = load_config(REPO / 'configs' / 'nerf' / 'ngp.py')
+    cfg.merge_from_dict({'work_dir': str(tmp_path / 'w'), 'device': 'cpu', 'custom_hooks': [],
+                         'data.data_root': str(root), 'data.downscale': 16,
+                         'data.rays_per_step': 256, 'train_cfg.max_steps': 3,
+                         'train_cfg.val_interval': 0, 'renderer.train_sample_budget': 8192})
+    trainer = DefaultTrainer.from_cfg(cfg)
+    assert float(trainer.model.radius) > 0
+    trainer.train()
+    assert trainer.global_step == 3
