@@ -236,7 +236,8 @@ class InstantNGP(BaseModel):
                 'psnr': -10.0 * torch.log10(mse.detach().clamp_min(1e-10)),
                 'samples_per_ray': torch.tensor(
                     float(render_results['meta']['n_samples']) / max(1, n)),
-                'rays': torch.tensor(float(n))}
+                'rays': torch.tensor(float(n)),
+                'occupancy': torch.tensor(self.grid.occupied_fraction())}
 
     def get_optimizer_dict(self, loss_dict: dict[str, Tensor], render_results: dict[str, Any],
                            batch: dict[str, Any], step: int) -> dict[str, Any]:
