@@ -30,7 +30,8 @@ def _cfg(args) -> Config:
     cfg = Config.fromfile(str(REPO / 'configs' / 'nerf' / ('blender.py' if args.data
                                                            else 'demo.py')))
     cfg.merge_from_dict({'device': 'cpu', 'custom_hooks': [], 'work_dir': args.work_dir,
-                         'default_hooks.checkpoint': None, 'data.rays_per_step': args.rays})
+                         'default_hooks.checkpoint': None, 'data.rays_per_step': args.rays,
+                         'train_cfg.val_interval': 0})
     if args.data:
         cfg.merge_from_dict({'data.data_root': args.data, 'data.downscale': args.downscale})
     return cfg
@@ -69,6 +70,7 @@ def main() -> None:
         trainer.load_model(args.checkpoint, resume=False)
     else:
         trainer.max_steps = args.warmup
+        trainer.val_interval = 0
         trainer.train()
     model = trainer.model
     state = copy.deepcopy(model.state_dict())
