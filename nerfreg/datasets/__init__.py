@@ -16,9 +16,10 @@ from .colmap import ColmapDataset
 from .ngp import NGPDataset
 from .pipeline import DataPipeline, build_dataset, split_data_cfg
 from .procedural import ProceduralSceneDataset
+from .ray_pipeline import RayPipeline
 
 __all__ = [
     'BaseSceneDataset', 'BlenderDataset', 'ColmapDataset', 'DataPipeline', 'DatasetError',
-    'NGPDataset', 'ProceduralSceneDataset', 'SceneSplit', 'build_dataset', 'holdout_indices',
-    'natural_key', 'split_data_cfg', 'split_indices',
+    'NGPDataset', 'ProceduralSceneDataset', 'RayPipeline', 'SceneSplit', 'build_dataset',
+    'holdout_indices', 'natural_key', 'split_data_cfg', 'split_indices',
 ]

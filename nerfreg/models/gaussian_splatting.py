@@ -265,6 +265,10 @@ class GaussianSplatting(BaseModel):
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True,
                         assign: bool = False):
         """Load, first resizing parameters to the checkpoint's number of Gaussians."""
+        if 'params.means' not in state_dict and any(k.startswith('field.') for k in state_dict):
+            raise ValueError('This checkpoint holds a radiance field (field.*), but the config '
+                             'builds GaussianSplatting. Use the config the checkpoint was '
+                             'trained with (e.g. configs/nerf/*.py).')
         for name in list(self.params.keys()):
             value = state_dict.get(f'params.{name}')
             old = self.params[name]

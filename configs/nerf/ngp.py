@@ -1,0 +1,25 @@
+# Hash-grid radiance field on an instant-ngp transforms.json capture (default: the fox
+# photos beside the repo). Unbounded: the mip-NeRF 360 contraction around the scene
+# centre; the inner ball encloses the training cameras (the dataset's scene_extent).
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/datasets/ngp.py',
+    '../_base_/models/nerf_instant_ngp.py',
+]
+data = dict(type='RayPipeline', dataset_type='NGPDataset', rays_per_step=4096)
+model = dict(
+    bounds='contract',
+    cone_angle=1 / 256,
+    near=0.05,
+    render_step_size=None,  # inner-cube diagonal / 1024
+    background='white',
+    eval_background='white',
+)
+max_steps = 3000
+train_cfg = dict(max_steps=max_steps, val_interval=1000)
+param_scheduler = [
+    dict(type='ExponentialDecayLR', groups=['encoding', 'mlp'], max_steps=max_steps,
+         final_ratio=0.03),
+]
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=1000))
+custom_hooks = [dict(type='VisualizationHook', max_images=2), dict(type='TestOutputHook')]
