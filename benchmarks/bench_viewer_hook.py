@@ -100,7 +100,7 @@ def main() -> None:
         cfg = load_config(REPO / 'configs/gaussian_splatting/demo.py',
                           {'train_cfg.max_steps': steps, 'train_cfg.val_interval': 0})
         cfg.custom_hooks = [dict(type='ViewerHook', port=0)]
-        cfg.custom_imports = dict(imports=['nerfreg.engine.hooks.viewer_hook'])
+        cfg.custom_imports = dict(imports=['nerfreg.viewer.hook'])
         cfg.default_hooks.logger.interval = 10_000
         cfg.default_hooks.checkpoint.interval = 10_000
         cfg.default_hooks.checkpoint.save_last = False

@@ -88,7 +88,7 @@ PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDUL
 STRATEGIES = Registry('densification strategy', scope='nerfreg',
                       locations=['nerfreg.strategies'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='nerfreg',
-                 locations=['nerfreg.engine.hooks'])
+                 locations=['nerfreg.engine.hooks', 'nerfreg.viewer.hook'])
 METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='nerfreg',
                    locations=['nerfreg.metrics'])
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope='nerfreg',

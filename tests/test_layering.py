@@ -1,5 +1,5 @@
 """Imports point one way: no cycles between nerfreg's subpackages, and the layers above the
-components (engine, apis, cli) are imported only from above."""
+components (engine, apis, viewer, cli) are imported only from above."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / 'nerfreg'
-ORDER = ['cli', 'apis', 'engine']  # each may import those to its right, never to its left
+ORDER = ['cli', 'viewer', 'apis', 'engine']  # each may import those to its right, never to its left
 
 
 def _package_graph() -> dict[str, set[str]]:

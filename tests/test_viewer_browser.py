@@ -64,8 +64,8 @@ def _matches_direct_render(driver, scene, record, client, timeout=30.0) -> tuple
 
 def test_browser_shows_the_rendered_view_and_follows_the_camera(trained_demo, tmp_path):
     from nerfreg.viewer.camera import cameras_to_poses
-    from nerfreg.viewer.cli import start_viewer
     from nerfreg.viewer.frustums import move_client_camera
+    from nerfreg.viewer.launch import start_viewer
     from nerfreg.viewer.loader import load_scene
     cfg, ckpt = trained_demo
     scene = load_scene(cfg, ckpt, 'cpu')

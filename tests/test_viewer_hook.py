@@ -19,7 +19,7 @@ from _viewer_utils import REPO, psnr, settled_frame, small_demo_cfg, start_chrom
 
 pytestmark = pytest.mark.slow
 
-HOOK_IMPORT = dict(imports=['nerfreg.engine.hooks.viewer_hook'], allow_failed_imports=False)
+HOOK_IMPORT = dict(imports=['nerfreg.viewer.hook'], allow_failed_imports=False)
 
 
 def _train(cfg):

@@ -97,7 +97,7 @@ def test_moving_resolution_fits_the_frame_budget():
 def test_plain_point_cloud_ply_names_the_missing_properties(tmp_path, capsys):
     from plyfile import PlyData, PlyElement
 
-    from nerfreg.viewer.cli import main
+    from nerfreg.cli.view import main
     from nerfreg.viewer.loader import load_scene
     vertices = np.zeros(10, dtype=[('x', 'f4'), ('y', 'f4'), ('z', 'f4'), ('red', 'u1'),
                                    ('green', 'u1'), ('blue', 'u1')])
@@ -110,9 +110,9 @@ def test_plain_point_cloud_ply_names_the_missing_properties(tmp_path, capsys):
 
 
 def test_port_in_use_says_use_another_port(tmp_path, capsys):
+    from nerfreg.cli.view import main
     from nerfreg.exporters import write_ply
     from nerfreg.models.gaussian_splatting import GaussianSplatting
-    from nerfreg.viewer.cli import main
     from nerfreg.viewer.render import SceneSource
     from nerfreg.viewer.server import PortInUseError, ViewerServer
     model = GaussianSplatting(sh_degree=1)
@@ -130,7 +130,7 @@ def test_port_in_use_says_use_another_port(tmp_path, capsys):
 
 
 def test_nerfreg_imports_and_hook_module_do_not_import_viser():
-    code = ('import sys, nerfreg.viewer, nerfreg.engine.hooks.viewer_hook, nerfreg.engine; '
+    code = ('import sys, nerfreg.viewer, nerfreg.viewer.hook, nerfreg.engine; '
             'assert "viser" not in sys.modules, "viser imported"')
     subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
 

@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nerfreg.viewer.cli import main  # noqa: E402
+from nerfreg.cli.view import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -8,7 +8,7 @@ _base_ = [
     '../_base_/models/nerf_instant_ngp.py',
 ]
 # random rays across all training images; val/test render whole views (in chunks)
-data = dict(type='RayPipeline', dataset_type='BlenderDataset', rays_per_step=4096)
+data = dict(type='RayPipeline', rays_per_step=4096)
 model = dict(background='random', eval_background='white')
 max_steps = 3000
 train_cfg = dict(max_steps=max_steps, val_interval=1000)

@@ -5,8 +5,7 @@ _base_ = [
     '../_base_/datasets/colmap.py',
     '../_base_/models/nerf_instant_ngp.py',
 ]
-data = dict(type='RayPipeline', dataset_type='ColmapDataset', rays_per_step=4096,
-            downscale=4)
+data = dict(type='RayPipeline', rays_per_step=4096, dataset=dict(downscale=4))
 model = dict(
     bounds='contract',
     cone_angle=1 / 256,

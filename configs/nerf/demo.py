@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/datasets/procedural.py',
     '../_base_/models/nerf_instant_ngp.py',
 ]
-data = dict(type='RayPipeline', dataset_type='ProceduralSceneDataset', rays_per_step=2048)
+data = dict(type='RayPipeline', rays_per_step=2048)
 renderer = dict(train_sample_budget=32768)
 model = dict(
     field=dict(log2_table_size=16, finest_resolution=512),

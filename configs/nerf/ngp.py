@@ -6,7 +6,7 @@ _base_ = [
     '../_base_/datasets/ngp.py',
     '../_base_/models/nerf_instant_ngp.py',
 ]
-data = dict(type='RayPipeline', dataset_type='NGPDataset', rays_per_step=4096)
+data = dict(type='RayPipeline', rays_per_step=4096)
 model = dict(
     bounds='contract',
     cone_angle=1 / 256,

@@ -3,9 +3,9 @@ whole views for validation and test.
 
 A drop-in for ``DataPipeline``: the trainer builds any registered class that has
 ``next_train_batch``. Configs switch by type only: ``data = dict(type='RayPipeline',
-dataset_type='BlenderDataset', rays_per_step=4096, ...)``; the remaining keys build the
-dataset exactly as ``DataPipeline.from_cfg`` would (so ``_base_/datasets/*.py`` files and
-``--cfg-options data.downscale=2`` work unchanged). Whole views come from an inner
+rays_per_step=4096)`` over a ``_base_/datasets/*.py`` file; the nested ``dataset`` (or the
+old flat keys, with ``dataset_type`` naming the class) builds the dataset exactly as
+``DataPipeline.from_cfg`` would, so ``--cfg-options data.downscale=2`` works unchanged. Whole views come from an inner
 ``DataPipeline`` (same batches as splatting's evaluation).
 
 Sampling: step ``k`` draws ``rays_per_step`` pixels uniformly over all training pixels
@@ -24,7 +24,7 @@ from nerfreg.ops.ray_march import pixel_rays
 from nerfreg.registry import DATASETS
 
 from .base import DatasetError
-from .pipeline import DataPipeline
+from .pipeline import DataPipeline, build_dataset
 
 
 @DATASETS.register_module()
@@ -32,13 +32,19 @@ class RayPipeline:
     """Ray batches: ``rays_o [R,3]``, ``rays_d [R,3]`` (unit), ``image [R,3]`` float,
     ``alpha [R,1]`` (when the source has alpha), ``cam_index [R]``, ``pixel [R,2]``."""
 
-    def __init__(self, dataset_type: str = 'BlenderDataset', rays_per_step: int = 4096,
-                 device: str | torch.device = 'cpu', seed: int = 0, rank: int = 0,
-                 world_size: int = 1, image_device: str = 'cpu', batch_size: int = 1,
-                 shuffle: bool = True, **dataset_kwargs: Any) -> None:
+    def __init__(self, rays_per_step: int = 4096, device: str | torch.device = 'cpu',
+                 seed: int = 0, rank: int = 0, world_size: int = 1, image_device: str = 'cpu',
+                 batch_size: int = 1, shuffle: bool = True, dataset: Mapping | None = None,
+                 dataset_type: str | None = None, **dataset_kwargs: Any) -> None:
         if rays_per_step < 1:
             raise ValueError(f'data.rays_per_step must be >= 1, got {rays_per_step}')
-        dataset = DATASETS.build(dict(type=dataset_type, **dataset_kwargs))
+        if dataset is None:  # flat form: dataset_type names the class
+            dataset_kwargs['type'] = dataset_type or 'BlenderDataset'
+        else:
+            dataset_kwargs['dataset'] = dataset
+            if dataset_type is not None:
+                dataset_kwargs['type'] = dataset_type
+        dataset = build_dataset(dataset_kwargs)
         self.views = DataPipeline(dataset, device=device, seed=seed, batch_size=batch_size,
                                   image_device=image_device, shuffle=shuffle, rank=rank,
                                   world_size=world_size)

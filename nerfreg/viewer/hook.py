@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from mmengine.hooks import Hook
 
-from ...registry import HOOKS
+from ..registry import HOOKS
 
 
 @HOOKS.register_module()
@@ -81,9 +81,9 @@ class ViewerHook(Hook):
     def before_train(self, runner) -> None:
         if getattr(runner, 'rank', 0) != 0:
             return
-        from ...registry import RENDERERS
-        from ...viewer.render import SceneSource
-        from ...viewer.server import ViewerServer
+        from ..registry import RENDERERS
+        from .render import SceneSource
+        from .server import ViewerServer
         model = copy.deepcopy(runner.model)
         renderer = RENDERERS.build(copy.deepcopy(dict(runner.cfg.renderer))) \
             if runner.cfg.get('renderer') is not None else runner.renderer
