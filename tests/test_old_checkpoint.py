@@ -24,7 +24,10 @@ def test_old_checkpoint_loads_with_weights_only():
 
 def test_old_checkpoint_resumes_to_the_same_parameters_as_the_old_code(tmp_path):
     cfg = tiny_demo_cfg(tmp_path / 'work', tmp_path / 'data')
-    cfg.merge_from_dict({'train_cfg.max_steps': 6,
+    # the old code's numerics: torch L1 + D-SSIM and per-tensor Adam (the fused CPU kernels
+    # that are now the default agree to float32 rounding, not bit for bit)
+    cfg.merge_from_dict({'train_cfg.max_steps': 6, 'model.fused_loss': False,
+                         'optimizer.fused': False,
                          'resume': str(FIXTURES / 'old_demo_iter4.pth')})
     trainer = DefaultTrainer.from_cfg(cfg)
     trainer.train()

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from mmengine.config import Config
 
+from ..datasets import BaseSceneDataset, DataPipeline, build_dataset
 from ..engine.checkpoint import load_checkpoint
 from ..engine.interfaces import HasScene, Stateful, StepAware
 from ..registry import DATASETS, MODELS, RENDERERS
@@ -23,7 +24,6 @@ from ..utils import import_plugins, resolve_device
 from ..utils.config import load_config
 from ..utils.plugins import import_custom_modules
 
-PIPELINE_KEYS = ('batch_size', 'image_device', 'shuffle')
 
 
 @dataclass
@@ -60,14 +60,20 @@ def _as_config(config: str | Path | Config | dict, cfg_options: dict | None) -> 
 
 
 def build_scene(cfg: Config) -> Any:
-    """The scene dataset of ``cfg.data`` (pipeline keys dropped; images stay on the CPU)."""
+    """The scene dataset of ``cfg.data`` (pipeline keys dropped; images stay on the CPU).
+
+    The nested and the flat form go through the data pipeline's own parser, so top-level
+    overrides (``--cfg-options data.image_size=32``) apply as they do in training; a whole
+    pipeline class of its own (``RayPipeline``, a plugin's) is built and asked for its scene.
+    """
     data_cfg = copy.deepcopy(dict(cfg.get('data') or {}))
     if not data_cfg:
         raise KeyError('The config has no `data` section: cameras come from the dataset.')
-    if isinstance(data_cfg.get('dataset'), dict):  # nested form: dict(..., dataset=dict(...))
-        data_cfg = dict(data_cfg['dataset'])
-    for key in PIPELINE_KEYS:
-        data_cfg.pop(key, None)
+    kind = data_cfg.get('type')
+    cls = DATASETS.get(kind) if isinstance(kind, str) else kind
+    if cls is None or cls is DataPipeline or (isinstance(cls, type)
+                                              and issubclass(cls, BaseSceneDataset)):
+        return build_dataset(data_cfg)
     scene = DATASETS.build(data_cfg)
     return scene.dataset if isinstance(scene, HasScene) else scene
 
