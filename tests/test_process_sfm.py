@@ -92,8 +92,10 @@ def test_video_to_trained_scene_and_resume(tmp_path, cup_root):
                          'work_dir': str(tmp_path / 'work')})
     trainer = DefaultTrainer.from_cfg(cfg)
     assert trainer.model.num_gaussians == report['points']  # initialised from the SfM points
+    before = trainer.validation()['psnr']
     trainer.train()
-    assert trainer.global_step == 20 and trainer.val_metrics['psnr'] > 8
+    # trainable: 20 steps on the processed scene improve the held-out views
+    assert trainer.global_step == 20 and trainer.val_metrics['psnr'] > before + 0.5
 
 
 def test_cup_subset_agrees_with_the_shipped_reconstruction(tmp_path, cup_root):
