@@ -59,10 +59,10 @@ def test_train_validate_test_and_clear_errors(tmp_path, capsys):
     assert ckpt.is_file()
 
     # a field is not splats: exporting says so
-    from nerfreg.exporters import write_ply
-    from nerfreg.models.nerf import NotSplatsError
-    with pytest.raises(NotSplatsError, match='radiance field'):
-        write_ply(trainer.model, tmp_path / 'x.ply')
+    from nerfreg.apis import export
+    with pytest.raises(TypeError, match='radiance field'):
+        export(trainer.model, tmp_path / 'x.ply')
+    assert not (tmp_path / 'x.ply').exists()
 
     # the command-line tools on the field checkpoint
     from nerfreg.cli import export, render

@@ -16,7 +16,8 @@ def export(loaded: Any, out: str | Path, fmt: str | None = None, **exporter_cfg:
     model the exporter does not accept (e.g. a field without a PLY form) raises a
     ``TypeError`` naming the formats that would take it.
     """
-    return export_model(getattr(loaded, 'model', loaded), out, fmt, **exporter_cfg)
+    return export_model(getattr(loaded, 'model', loaded), out, fmt,
+                        renderer=getattr(loaded, 'renderer', None), **exporter_cfg)
 
 
 __all__ = ['export', 'export_formats']

@@ -25,7 +25,6 @@ from ..utils.config import load_config
 from ..utils.plugins import import_custom_modules
 
 
-
 @dataclass
 class LoadedModel:
     """A model with the renderer and config it was trained with (see :func:`init_model`)."""

@@ -89,8 +89,11 @@ def render_path_video(model: torch.nn.Module, renderer: Any, cams: Any, out: Pat
     near = far = None
     if depth_out is not None:
         depth_writer, _ = open_video_writer(depth_out, fps, (width, height))
-        p = model.params
-        near, far = depth_range(p['means'].detach(), cams, torch.sigmoid(p['opacities']))
+        if callable(getattr(model, 'depth_range', None)):  # a model that knows its bounds
+            near, far = model.depth_range(cams)
+        else:  # Gaussians: the depth range of their centres
+            p = model.params
+            near, far = depth_range(p['means'].detach(), cams, torch.sigmoid(p['opacities']))
     mode = 'RGB+ED' if depth_writer is not None else 'RGB'
     columns: list[Any] = []
     if progress:

@@ -5,8 +5,8 @@ A drop-in for ``DataPipeline``: the trainer builds any registered class that has
 ``next_train_batch``. Configs switch by type only: ``data = dict(type='RayPipeline',
 rays_per_step=4096)`` over a ``_base_/datasets/*.py`` file; the nested ``dataset`` (or the
 old flat keys, with ``dataset_type`` naming the class) builds the dataset exactly as
-``DataPipeline.from_cfg`` would, so ``--cfg-options data.downscale=2`` works unchanged. Whole views come from an inner
-``DataPipeline`` (same batches as splatting's evaluation).
+``DataPipeline.from_cfg`` would, so ``--cfg-options data.downscale=2`` works unchanged.
+Whole views come from an inner ``DataPipeline`` (same batches as splatting's evaluation).
 
 Sampling: step ``k`` draws ``rays_per_step`` pixels uniformly over all training pixels
 with a generator seeded by (seed, rank, k); ``state_dict`` stores (seed, k), so a resumed

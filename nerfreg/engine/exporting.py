@@ -4,11 +4,14 @@ An exporter is a class ``Exporter(**cfg)`` called as ``exporter(model, path) -> 
 format name is the registered name without ``Exporter``, lower case (``PlyExporter`` ->
 ``ply``); its class attribute ``suffix`` (``'.ply'``) picks it from the output file name.
 It declares the models it takes with ``accepts(model) -> bool``; an exporter without
-``accepts`` is taken to export Gaussians and accepts models with Gaussian ``params``.
+``accepts`` is taken to export Gaussians and accepts models with Gaussian ``params``. A
+model no exporter takes may say why in a class attribute ``export_hint`` (the error quotes
+it).
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -51,15 +54,20 @@ def _pick(fmt: str | None, out: Path) -> tuple[str, type]:
 
 
 def export_model(model: Any, out: str | Path, fmt: str | None = None,
-                 **exporter_cfg: Any) -> Path:
+                 renderer: Any = None, **exporter_cfg: Any) -> Path:
     """Write ``model`` to ``out`` with a registered exporter.
 
     ``fmt`` is a format name (``'ply'``, ``'splat'``, or a plugin's); by default it follows
     the suffix of ``out`` (else ``ply``). A model the exporter does not accept raises a
-    ``TypeError`` that says which formats would take it.
+    ``TypeError`` that says which formats would take it. ``renderer``: the one the model was
+    trained with; an exporter taking ``rasterize_mode`` records its mode (viewers of the
+    file render classic, so they need to know).
     """
     out = Path(out)
     fmt, cls = _pick(fmt, out)
+    mode = getattr(renderer, 'rasterize_mode', None)
+    if mode is not None and 'rasterize_mode' in inspect.signature(cls).parameters:
+        exporter_cfg.setdefault('rasterize_mode', mode)
     exporter = EXPORTERS.build(dict(type=cls.__name__, **exporter_cfg))
     if not accepts(exporter, model):
         others = [name for name, c in export_formats().items()
@@ -67,8 +75,9 @@ def export_model(model: Any, out: str | Path, fmt: str | None = None,
         hint = (f' Formats that take it: {others}.' if others else
                 ' No registered exporter takes it; register one in EXPORTERS with '
                 '`accepts(model)`.')
+        why = getattr(model, 'export_hint', None) or 'it has no PLY/Gaussian form.'
         raise TypeError(f'the {fmt!r} exporter ({cls.__name__}) cannot export a '
-                        f'{type(model).__name__}: it has no PLY/Gaussian form.{hint}')
+                        f'{type(model).__name__}: {why}{hint}')
     out.parent.mkdir(parents=True, exist_ok=True)
     return Path(exporter(model, out))
 

@@ -10,17 +10,6 @@ from .errors import NonFiniteError
 from .interfaces import GradientResettable, StepAware
 
 
-def non_finite_gradients(model: torch.nn.Module) -> list[str]:
-    """Names of parameters with a NaN/Inf gradient (one host sync per step)."""
-    named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
-    if not named:
-        return []
-    finite = torch.stack([torch.isfinite(g).all() for _, g in named])
-    if bool(finite.all()):
-        return []
-    return [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
-
-
 class NaNGuard:
     """Skip a step whose loss or gradient is not finite; stop after ``max_consecutive`` bad
     steps in a row (the latest checkpoint still holds the last good state)."""

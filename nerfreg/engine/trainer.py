@@ -29,6 +29,7 @@ from ..registry import DATASETS, LOOPS, MODELS, OPTIMIZERS, PARAM_SCHEDULERS, RE
 from ..utils import import_plugins, resolve_device, seed_everything
 from ..utils.compile_notice import announce_kernel_compiles
 from ..utils.fileio import ensure_writable_dir
+from ..utils.grad_check import non_finite_gradients
 from ..utils.logging import route_library_logs
 from ..utils.plugins import import_custom_modules
 from . import run_state
@@ -48,7 +49,7 @@ from .interfaces import (
     require,
 )
 from .interrupt import InterruptHandler
-from .nan_guard import NaNGuard, non_finite_gradients
+from .nan_guard import NaNGuard
 
 _instance_counter = 0
 
@@ -294,7 +295,7 @@ class DefaultTrainer:
                 self.model, finite, self.interrupt.requested > 0)
             if not finite:
                 return self._skip_step('loss is not finite on some rank')
-        bad = non_finite_gradients(self.model)
+        bad = non_finite_gradients(self.model.named_parameters())
         if bad:
             return self._skip_step(f'non-finite gradient in {", ".join(bad)}')
         self.nan_guard.good_step()

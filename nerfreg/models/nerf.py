@@ -28,10 +28,6 @@ from .gaussian_splatting import _parse_background
 logger = logging.getLogger(__name__)
 
 
-class NotSplatsError(TypeError):
-    """A radiance field was asked for a point/splat representation."""
-
-
 @MODELS.register_module()
 class InstantNGP(BaseModel):
     """Hash-grid radiance field trained on ray batches (``RayPipeline``).
@@ -272,12 +268,10 @@ class InstantNGP(BaseModel):
                              'from the one the checkpoint was trained with.')
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    @property
-    def params(self):
-        raise NotSplatsError(
-            f'{type(self).__name__} is a radiance field: it has no points or splats, so it '
-            'cannot be exported to PLY/.splat. Render it instead (tools/render.py for a video, '
-            'tools/test.py for test views and metrics).')
+    #: why no exporter takes this model (the export error quotes it)
+    export_hint = ('a radiance field has no points or splats, so it cannot be exported to '
+                   'PLY/.splat. Render it instead (tools/render.py for a video, tools/test.py '
+                   'for test views and metrics).')
 
     def extra_repr(self) -> str:
         return (f'bounds={self.bounds}, levels={len(self.field.resolutions)}, '

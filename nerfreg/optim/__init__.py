@@ -1,7 +1,7 @@
 """Optimizers (``OPTIMIZERS``) and step-indexed lr schedulers (``PARAM_SCHEDULERS``)."""
 
+from ..utils.grad_check import non_finite_gradients
 from .gaussian_optimizer import DEFAULT_LRS, GaussianOptimizer
-from .grad_check import non_finite_gradients
 from .schedulers import ExponentialDecayLR, StepLRScheduler
 
 __all__ = ['DEFAULT_LRS', 'GaussianOptimizer', 'ExponentialDecayLR', 'StepLRScheduler',

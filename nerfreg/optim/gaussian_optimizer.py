@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from nerfreg.registry import OPTIMIZERS, STRATEGIES
 
-from .grad_check import non_finite_gradients
+from ..utils.grad_check import non_finite_gradients
 
 # 3DGS learning rates; ``means`` is multiplied by the scene extent.
 DEFAULT_LRS: dict[str, float] = dict(means=1.6e-4, scales=5e-3, quats=1e-3, opacities=5e-2,

@@ -44,7 +44,8 @@ class FinalExportHook(Hook):
         if getattr(runner, 'rank', 0) == 0:
             if self.export_ply:
                 from ...exporters import write_ply
-                path = write_ply(runner.model, work_dir / self.ply_name)
+                path = write_ply(runner.model, work_dir / self.ply_name,
+                                 rasterize_mode=getattr(runner.renderer, 'rasterize_mode', None))
                 outputs.append(f'PLY {path} ({runner.model.num_gaussians:,} Gaussians)')
             if self.export_splat:
                 from ...exporters import write_splat
