@@ -146,3 +146,23 @@ def test_tools_render_interpolate_path(run):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 32
     cap.release()
+
+
+def test_tools_render_follows_a_viewer_path_file(run):
+    from nerfreg.apis import init_model
+    from nerfreg.viewer.camera import cameras_to_poses
+    from nerfreg.viewer.path_file import write_camera_path
+    loaded = init_model(run['config'], run['ckpt'], 'cpu',
+                        cfg_options=dict(a.split('=', 1) for a in run['tiny']))
+    keys = cameras_to_poses(loaded.scene().train.cameras)[:3]
+    path = write_camera_path(run['root'] / 'path.json', keys, 7, 40, 24, fps=12)
+    out = run['root'] / 'video' / 'from_file.mp4'
+    assert render_main([str(run['config']), str(run['ckpt']), '--out', str(out),
+                        '--path-file', str(path), '--device', 'cpu', '--cfg-options',
+                        *run['tiny']]) == 0
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) \
+        == (40, 24)
+    assert cap.get(cv2.CAP_PROP_FPS) == 12
+    cap.release()

@@ -7,6 +7,7 @@ import math
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from nerfreg.viewer.camera import ViewPose, cameras_to_poses, pose_to_cameras
 from nerfreg.viewer.path_file import read_camera_path, write_camera_path
 from nerfreg.viewer.render_loop import MovingResolution
 
+REPO = Path(__file__).resolve().parents[1]
 
 def _random_pose(rng: np.random.Generator) -> ViewPose:
     q = rng.normal(size=4)
@@ -210,3 +212,15 @@ def test_duty_cycle_is_shared_by_all_browsers():
     wall = time.monotonic() - start
     # every render but the last is followed by 3x its time of rest, whoever asks next
     assert wall >= 0.95 * (sum(spent) + 3.0 * sum(spent[:-1]))
+
+
+def test_train_viewer_flag_adds_the_viewer_hook():
+    from nerfreg.cli.train import build_config, parse_args
+    from nerfreg.registry import HOOKS
+    cfg = build_config(parse_args([str(REPO / 'configs' / 'gaussian_splatting' / 'demo.py'),
+                                   '--viewer', '8123']))
+    hooks = [h for h in cfg.custom_hooks if h['type'] == 'ViewerHook']
+    assert hooks == [dict(type='ViewerHook', port=8123)]
+    assert HOOKS.get('ViewerHook') is not None  # found without custom_imports
+    plain = build_config(parse_args([str(REPO / 'configs' / 'gaussian_splatting' / 'demo.py')]))
+    assert not any(h['type'] == 'ViewerHook' for h in plain.get('custom_hooks') or [])

@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--out', default='render.mp4', help='output video (.mp4)')
     parser.add_argument('--path', choices=['orbit', 'spiral', 'interpolate'], default='orbit',
                         help='camera path (default: orbit)')
+    parser.add_argument('--path-file', metavar='JSON',
+                        help='a camera path exported by nerfreg-view (replaces --path, '
+                             '--frames and --fps)')
     parser.add_argument('--frames', type=int, default=120, help='number of frames')
     parser.add_argument('--fps', type=float, default=30.0, help='frames per second')
     parser.add_argument('--resolution', metavar='WxH',
@@ -60,10 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         resolution = parse_resolution(args.resolution)
         loaded = init_model(args.config, args.checkpoint, args.device or 'auto',
                             cfg_options=args.cfg_options)
-        summary = render_path(loaded, args.out, args.path, args.frames, args.fps,
-                              resolution=resolution, depth=args.depth, progress=True)
+        cameras, fps, frames, path = None, args.fps, args.frames, args.path
+        if args.path_file:
+            from ..viewer.path_file import read_camera_path
+            cameras, fps = read_camera_path(args.path_file)
+            frames, path = len(cameras), args.path_file
+        summary = render_path(loaded, args.out, path, frames, fps, resolution=resolution,
+                              depth=args.depth, cameras=cameras, progress=True)
         print(f'Rendered {summary["frames"]} frames ({summary["width"]}x{summary["height"]}, '
-              f'{args.path}, step {loaded.step}, codec {summary["codec"]}) to {summary["out"]}'
+              f'{summary["path"]}, step {loaded.step}, codec {summary["codec"]}) to '
+              f'{summary["out"]}'
               + (f'; depth to {summary["depth"]}' if summary['depth'] else ''))
         return 0
 

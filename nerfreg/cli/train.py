@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], help='compute device '
                         '(default from config, "auto" = CUDA if available)')
     parser.add_argument('--seed', type=int, help='random seed (overrides the config)')
+    parser.add_argument('--viewer', nargs='?', const=8080, type=int, metavar='PORT',
+                        help='watch training in the browser (web viewer on localhost:PORT, '
+                             'default 8080; needs the viewer extra)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='job launcher for distributed training')
     return parser.parse_args(argv)
@@ -56,6 +59,9 @@ def build_config(args: argparse.Namespace):
     elif args.resume:
         cfg.resume = args.resume
     cfg.launcher = args.launcher
+    if args.viewer:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+            dict(type='ViewerHook', port=args.viewer)]
     if args.resume_strict:
         cfg.resume_strict = True
     return cfg
