@@ -81,3 +81,12 @@ def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, window_size: int
 def mse_to_psnr(mse: float, data_range: float = 1.0) -> float:
     """PSNR in dB of a mean squared error."""
     return 10.0 * math.log10(data_range ** 2 / max(mse, 1e-20))
+
+
+def view_metrics(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+    """Per-view ``psnr [B]`` and ``ssim [B]`` of clamped ``[B,H,W,3]`` images (SSIM pads
+    'same' for images smaller than its 11 px window, 'valid' otherwise)."""
+    pred, target = pred.clamp(0, 1), target.clamp(0, 1)
+    small = min(pred.shape[1:3]) < 11
+    return {'psnr': psnr(pred, target),
+            'ssim': ssim(pred, target, padding='same' if small else 'valid')}

@@ -9,7 +9,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor, nn
 
-from nerfreg.metrics.functional import psnr, ssim
+from nerfreg.metrics.functional import view_metrics
 from nerfreg.registry import MODELS
 
 from .base import BaseModel
@@ -255,11 +255,7 @@ class GaussianSplatting(BaseModel):
     def get_metric_dict(self, render_results: dict[str, Any],
                         batch: dict[str, Any]) -> dict[str, Tensor]:
         """Per-view ``psnr [B]`` and ``ssim [B]`` of the clamped render."""
-        pred = render_results['rgb'].clamp(0, 1)
-        target = self.target_image(render_results, batch).clamp(0, 1)
-        small = min(pred.shape[1:3]) < 11
-        return {'psnr': psnr(pred, target),
-                'ssim': ssim(pred, target, padding='same' if small else 'valid')}
+        return view_metrics(render_results['rgb'], self.target_image(render_results, batch))
 
     # ------------------------------------------------------------------ checkpoints
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True,
