@@ -63,7 +63,7 @@ def test_video_to_trained_scene_and_resume(tmp_path, cup_root):
     video, scene = tmp_path / 'cup.mp4', tmp_path / 'scene'
     sharp = _cup_video(video, cup_root, range(1, 15))
     args = ['video', str(video), '--out', str(scene), '--num-frames', '14',
-            '--max-size', '320', '--num-threads', '2', '--quiet']
+            '--max-size', '480', '--num-threads', '2', '--quiet']
     assert main(args) == 0
     report = json.loads((scene / 'report.json').read_text())
     assert report['frame_indices'] == sharp  # the sharp frame of every window

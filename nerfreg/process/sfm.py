@@ -46,6 +46,7 @@ def match_features(db: Path, matcher: str, num_threads: int,
                    vocab_tree: Path | None = None) -> None:
     """Match and geometrically verify image pairs (drops earlier matches)."""
     pycolmap = import_pycolmap()
+    pycolmap.set_random_seed(0)  # RANSAC and mapping draw from it: same input, same model
     with pycolmap.Database.open(db) as database:
         database.clear_matches()
         database.clear_two_view_geometries()
@@ -95,6 +96,7 @@ def map_images(db: Path, image_dir: Path, out_dir: Path, num_threads: int,
     """Incremental mapping into ``out_dir/<k>``; return (index of the largest model,
     registered image counts of every model)."""
     pycolmap = import_pycolmap()
+    pycolmap.set_random_seed(0)  # RANSAC and mapping draw from it: same input, same model
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
