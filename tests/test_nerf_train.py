@@ -135,3 +135,26 @@ def test_ngp_config_trains_on_fox(tmp_path):
     assert float(trainer.model.radius) > 0
     trainer.train()
     assert trainer.global_step == 3
+
+
+def test_viewer_renders_a_field_like_its_own_renderer(tmp_path):
+    """The viewer knows no method: a field trained a few steps renders through its path
+    as the trainer's renderer renders the same test camera."""
+    from nerfreg.metrics.functional import psnr
+    from nerfreg.viewer.camera import cameras_to_poses
+    from nerfreg.viewer.render import ViewSettings, render_view
+    trainer = DefaultTrainer.from_cfg(_cfg(tmp_path, 'v'))
+    trainer.train()
+    model, renderer = trainer.model.eval(), trainer.renderer
+    batch = next(iter(trainer.data.iter_split('test')))
+    with torch.no_grad():
+        direct = renderer(model(batch), batch)['rgb'][0].clamp(0, 1)
+    cams = batch['camera']
+    pose = cameras_to_poses(cams)[0]
+    w, h = int(cams.width[0]), int(cams.height[0])
+    frame = render_view(model, renderer, pose, w, h)
+    shown = torch.from_numpy(frame).float() / 255
+    assert frame.shape == (h, w, 3)
+    assert float(psnr(shown[None], direct[None].cpu())) > 35
+    depth = render_view(model, renderer, pose, w, h, ViewSettings(mode='depth'))
+    assert depth.shape == (h, w, 3) and depth.std() > 0
