@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -12,29 +12,11 @@ from torch import Tensor, nn
 from nerfreg.metrics.functional import view_metrics
 from nerfreg.registry import MODELS
 
-from .base import BaseModel
+from .base import BackgroundSpec, BaseModel
 from .init import knn_mean_sq_dist, rgb_to_sh0
 from .losses import l1_ssim_loss
 
 logger = logging.getLogger(__name__)
-
-BackgroundSpec = Union[str, Sequence[float]]
-_NAMED_BACKGROUNDS = {'black': (0.0, 0.0, 0.0), 'white': (1.0, 1.0, 1.0)}
-
-
-def _parse_background(spec: BackgroundSpec) -> tuple[float, float, float] | str:
-    if isinstance(spec, str):
-        if spec == 'random':
-            return spec
-        if spec in _NAMED_BACKGROUNDS:
-            return _NAMED_BACKGROUNDS[spec]
-        raise ValueError(f"background must be 'white', 'black', 'random' or [r, g, b], "
-                         f'got {spec!r}')
-    values = tuple(float(v) for v in spec)
-    if len(values) != 3:
-        raise ValueError(f'background [r, g, b] needs 3 values, got {spec!r}')
-    return values
-
 
 @MODELS.register_module()
 class GaussianSplatting(BaseModel):
@@ -86,12 +68,7 @@ class GaussianSplatting(BaseModel):
         self.random_extent = float(random_extent)
         self.max_init_points = max_init_points
         self.random_init = bool(random_init)
-        self.background = _parse_background(background)
-        if eval_background is None:
-            eval_background = 'black' if self.background == 'random' else background
-        self.eval_background = _parse_background(eval_background)
-        if self.eval_background == 'random':
-            raise ValueError("eval_background cannot be 'random'")
+        self.set_backgrounds(background, eval_background)
         self.ssim_lambda = float(ssim_lambda)
         self.opacity_reg = float(opacity_reg)
         self.scale_reg = float(scale_reg)

@@ -23,7 +23,6 @@ from nerfreg.registry import MODELS
 from .base import BaseModel
 from .field import HashGridField
 from .field_occupancy import OccupancyGrid
-from .gaussian_splatting import _parse_background
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +72,7 @@ class InstantNGP(BaseModel):
         self.near = float(near)
         self.far = far
         self.max_samples = int(max_samples)
-        self.background = _parse_background(background)
-        if eval_background is None:
-            eval_background = 'black' if self.background == 'random' else background
-        self.eval_background = _parse_background(eval_background)
-        if self.eval_background == 'random':
-            raise ValueError("eval_background cannot be 'random'")
+        self.set_backgrounds(background, eval_background)
         self.t_min = float(t_min)
         self.backend = backend
         self.field = HashGridField(**dict(field or {}), backend=backend)
