@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..ops.sh import SH_C0
 from ..registry import EXPORTERS
 from .ply import _params_of
 
-SH_C0 = 0.28209479177387814
 SPLAT_DTYPE = np.dtype([('position', '<f4', 3), ('scale', '<f4', 3), ('rgba', 'u1', 4),
                         ('rot', 'u1', 4)])
 

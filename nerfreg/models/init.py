@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-SH_C0 = 0.28209479177387814  # degree-0 real SH constant, 1 / (2 sqrt(pi))
+from ..ops.sh import SH_C0
 
 
 def rgb_to_sh0(rgb: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ from torch import Tensor
 _PI = math.pi
 # degree 0
 _K00 = 0.5 / math.sqrt(_PI)
+SH_C0 = _K00  # public: RGB = SH_C0 * sh0 + 0.5 for degree 0 (PLY, .splat, initialisation)
 # degree 1: sqrt(3 / 4pi)
 _K1 = math.sqrt(3.0 / (4.0 * _PI))
 # degree 2
