@@ -34,7 +34,9 @@ def run_process(args: argparse.Namespace) -> dict:
     src = DATA / args.scene
     out = Path(args.out) / args.scene
     report = process(ProcessOptions(kind='images', source=src / 'images', out=out,
-                                    max_size=args.max_size, num_threads=args.threads))
+                                    max_size=args.max_size, num_threads=args.threads,
+                                    camera_model=args.camera_model,
+                                    per_image_camera=args.per_image_camera))
     est = colmap_poses(out / 'sparse' / '0')
     ref = (colmap_poses(src / 'sparse' / '0') if (src / 'sparse').is_dir()
            else ngp_poses(src / 'transforms.json'))
@@ -127,6 +129,8 @@ def main() -> None:
     p.add_argument('--out', required=True)
     p.add_argument('--max-size', type=int)
     p.add_argument('--threads', type=int, default=os.cpu_count())
+    p.add_argument('--camera-model', default='SIMPLE_RADIAL')
+    p.add_argument('--per-image-camera', action='store_true')
     t = sub.add_parser('train')
     t.add_argument('--data-root', required=True)
     t.add_argument('--work-dir', required=True)
