@@ -9,9 +9,10 @@ and held-out PSNR of colmap_short trained on the processed vs the shipped cup.
         --work-dir /tmp/process_bench/train_processed
 
 `process` is resumable (rerunning reuses the finished stages) and prints one JSON line with
-the report and the pose errors after a similarity (Umeyama) alignment: camera centre RMS
-relative to the diagonal of the reference camera centres' bounding box, rotation errors in
-degrees. `train` prints the held-out (every 8th view) PSNR/SSIM after ``--steps`` steps.
+the report and the pose errors after a similarity (Umeyama) alignment of the camera centres:
+camera centre RMS relative to the diagonal of the reference camera centres' bounding box,
+rotation errors in degrees; `pose_aligned` repeats them with the similarity's rotation fitted
+to centres and orientations together (equal weight, `compare_poses(orientation_weight=1)`). `train` prints the held-out (every 8th view) PSNR/SSIM after ``--steps`` steps.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def run_process(args: argparse.Namespace) -> dict:
     ref = (colmap_poses(src / 'sparse' / '0') if (src / 'sparse').is_dir()
            else ngp_poses(src / 'transforms.json'))
     errors = compare_poses(est, ref)
+    errors['pose_aligned'] = compare_poses(est, ref, orientation_weight=1.0)
     if (src / 'sparse').is_dir():
         errors['axial_error_vs_reference_focal_corr'] = focal_correlation(est, ref, src)
     else:

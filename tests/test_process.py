@@ -103,6 +103,26 @@ def test_compare_poses_sees_through_a_similarity_and_measures_errors():
     out = compare_poses(tilted, ref)
     assert out['rotation_max_deg'] == pytest.approx(2.0, abs=1e-4)
     assert out['rotation_median_deg'] < 1e-4
+    exact = compare_poses(est, ref, orientation_weight=1.0)
+    assert exact['centre_rms_rel'] < 1e-9 and exact['rotation_max_deg'] < 1e-4
+    assert exact['scale'] == pytest.approx(1 / sim_s)
+
+
+def test_pose_alignment_spreads_a_global_rotation_offset_over_centres_and_orientations():
+    """Orientations all turned by 1 degree about one axis (centres exact): the centre-only
+    alignment charges every camera 1 degree; the pose alignment splits the offset between
+    the two, and more weight on orientations moves more of it into the centres."""
+    rng = np.random.default_rng(3)
+    ref = {f'{i}.jpg': (_rot(i % 3, 15.0 * i), rng.normal(size=3)) for i in range(30)}
+    est = {n: (r @ _rot(2, 1.0).T, c) for n, (r, c) in ref.items()}
+    centre_only = compare_poses(est, ref)
+    assert centre_only['rotation_median_deg'] == pytest.approx(1.0, abs=1e-6)
+    assert centre_only['centre_rms_rel'] < 1e-9
+    figures = [compare_poses(est, ref, orientation_weight=w) for w in (0.5, 2.0, 1e6)]
+    rot = [f['rotation_median_deg'] for f in figures]
+    centre = [f['centre_rms_rel'] for f in figures]
+    assert 1.0 > rot[0] > rot[1] > rot[2] and rot[2] < 1e-3
+    assert 0 < centre[0] < centre[1] < centre[2]
 
 
 def test_stage_markers_chain_and_notice_changed_files(tmp_path):
