@@ -12,7 +12,8 @@ and held-out PSNR of colmap_short trained on the processed vs the shipped cup.
 the report and the pose errors after a similarity (Umeyama) alignment of the camera centres:
 camera centre RMS relative to the diagonal of the reference camera centres' bounding box,
 rotation errors in degrees; `pose_aligned` repeats them with the similarity's rotation fitted
-to centres and orientations together (equal weight, `compare_poses(orientation_weight=1)`). `train` prints the held-out (every 8th view) PSNR/SSIM after ``--steps`` steps.
+to centres and orientations together (equal weight, `compare_poses(orientation_weight=1)`).
+`train` prints the held-out (every 8th view) PSNR/SSIM after ``--steps`` steps.
 """
 
 from __future__ import annotations
