@@ -22,6 +22,33 @@ from numba import njit, prange
 from .tile_binning_cpu import KERNEL_OPTIONS, REC_COLOR, row_span
 
 
+@njit(**KERNEL_OPTIONS)
+def _tile_pixels(tid, n_tiles, tiles_x, ts, width, height):
+    """(camera, x0, x1, y0, y1) of global tile ``tid``: its inclusive pixel bounds."""
+    cam = tid // n_tiles
+    ty = (tid % n_tiles) // tiles_x
+    tx = (tid % n_tiles) % tiles_x
+    x0 = tx * ts
+    y0 = ty * ts
+    return cam, x0, min(x0 + ts, width) - 1, y0, min(y0 + ts, height) - 1
+
+
+@njit(**KERNEL_OPTIONS)
+def _pixel_centres(first, n, rec):
+    """Centres ``first + i + 0.5`` of n pixels, in the dtype of ``rec``."""
+    out = np.empty(n, dtype=rec.dtype)
+    for i in range(n):
+        out[i] = first + i + 0.5
+    return out
+
+
+@njit(**KERNEL_OPTIONS)
+def _box_in_tile(rec, g, x0, x1, y0, y1):
+    """Gaussian g's inclusive pixel box (record columns 7-10) cut to the tile."""
+    return (max(int(rec[g, 7]), x0), min(int(rec[g, 8]), x1), max(int(rec[g, 9]), y0),
+            min(int(rec[g, 10]), y1))
+
+
 @njit(parallel=True, **KERNEL_OPTIONS)
 def composite_forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, width, height,
                       tiles_x, tiles_y, tile_order, out_color, out_alpha, out_t, out_last,
@@ -47,13 +74,7 @@ def composite_forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wid
     has_bg = backgrounds.shape[0] > 0
     for it in prange(n_cams * n_tiles):
         tid = tile_order[it]
-        cam = tid // n_tiles
-        ty = (tid % n_tiles) // tiles_x
-        tx = (tid % n_tiles) % tiles_x
-        x0 = tx * ts
-        y0 = ty * ts
-        x1 = min(x0 + ts, width) - 1
-        y1 = min(y0 + ts, height) - 1
+        cam, x0, x1, y0, y1 = _tile_pixels(tid, n_tiles, tiles_x, ts, width, height)
         bw = x1 - x0 + 1
         bh = y1 - y0 + 1
         npix = bw * bh
@@ -66,22 +87,15 @@ def composite_forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wid
         acc = np.zeros((npix, n_ch), dtype=rec.dtype)
         last = np.full(npix, start - 1, dtype=np.int64)
         done = np.zeros(npix, dtype=np.bool_)
-        cx = np.empty(bw, dtype=rec.dtype)  # pixel centres in the input dtype
-        for i in range(bw):
-            cx[i] = x0 + i + 0.5
-        cy = np.empty(bh, dtype=rec.dtype)
-        for i in range(bh):
-            cy[i] = y0 + i + 0.5
+        cx = _pixel_centres(x0, bw, rec)  # in the input dtype
+        cy = _pixel_centres(y0, bh, rec)
         n_done = 0
         n_eval = 0
         for k in range(start, end):
             if n_done == npix:
                 break
             g = isect_gid[k]
-            bx0 = max(int(rec[g, 7]), x0)
-            bx1 = min(int(rec[g, 8]), x1)
-            by0 = max(int(rec[g, 9]), y0)
-            by1 = min(int(rec[g, 10]), y1)
+            bx0, bx1, by0, by1 = _box_in_tile(rec, g, x0, x1, y0, y1)
             mx = rec[g, 0]
             my = rec[g, 1]
             a = rec[g, 2]
@@ -94,7 +108,7 @@ def composite_forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wid
             for py in range(by0, by1 + 1):
                 dy = my - cy[py - y0]
                 lo, hi = row_span(s, fa, inv_a, float(b), float(c), float(mx), float(dy),
-                                   bx0, bx1)
+                                  bx0, bx1)
                 row = (py - y0) * bw - x0
                 for px in range(lo, hi + 1):
                     p = row + px
@@ -159,13 +173,7 @@ def composite_backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wi
     want_abs = gi.shape[1] >= 8 + n_ch  # also sum |d mean2d| per pixel (absgrad)
     for it in prange(n_cams * n_tiles):
         tid = tile_order[it]
-        cam = tid // n_tiles
-        ty = (tid % n_tiles) // tiles_x
-        tx = (tid % n_tiles) % tiles_x
-        x0 = tx * ts
-        y0 = ty * ts
-        x1 = min(x0 + ts, width) - 1
-        y1 = min(y0 + ts, height) - 1
+        cam, x0, x1, y0, y1 = _tile_pixels(tid, n_tiles, tiles_x, ts, width, height)
         bw = x1 - x0 + 1
         bh = y1 - y0 + 1
         npix = bw * bh
@@ -175,12 +183,8 @@ def composite_backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wi
         last = np.empty(npix, dtype=np.int64)
         dcol = np.empty((npix, n_ch))
         behind = np.empty(npix)  # sum_d G_d S_d - dL/d alpha_out * T_final
-        cx = np.empty(bw, dtype=rec.dtype)
-        for i in range(bw):
-            cx[i] = x0 + i + 0.5
-        cy = np.empty(bh, dtype=rec.dtype)
-        for i in range(bh):
-            cy[i] = y0 + i + 0.5
+        cx = _pixel_centres(x0, bw, rec)  # in the input dtype
+        cy = _pixel_centres(y0, bh, rec)
         max_last = start - 1
         for d in range(n_ch):
             tile_grad_bg[tid, d] = zero
@@ -212,10 +216,7 @@ def composite_backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wi
             go = 0.0
             amx = 0.0
             amy = 0.0
-            bx0 = max(int(rec[g, 7]), x0)
-            bx1 = min(int(rec[g, 8]), x1)
-            by0 = max(int(rec[g, 9]), y0)
-            by1 = min(int(rec[g, 10]), y1)
+            bx0, bx1, by0, by1 = _box_in_tile(rec, g, x0, x1, y0, y1)
             mx = rec[g, 0]
             my = rec[g, 1]
             a = rec[g, 2]
@@ -228,7 +229,7 @@ def composite_backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wi
             for py in range(by0, by1 + 1):
                 dy = my - cy[py - y0]
                 lo, hi = row_span(s, fa, inv_a, float(b), float(c), float(mx), float(dy),
-                                   bx0, bx1)
+                                  bx0, bx1)
                 row = (py - y0) * bw - x0
                 for px in range(lo, hi + 1):
                     p = row + px

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .composite_cpu import composite_backward, composite_forward, sum_intersection_gradients
+from .rasterize_torch import ALPHA_MAX, ALPHA_MIN, T_MIN  # one definition of the rules
 from .tile_binning_cpu import (
     balanced_tile_order,
     bin_gaussians,
@@ -33,10 +34,6 @@ from .tile_binning_cpu import (
 #: ((pixel, Gaussian) pairs whose sigma was computed), pixels, forward kernel seconds (wall
 #: and process CPU time, all threads).
 LAST_FORWARD_STATS: dict[str, float] = {}
-
-ALPHA_MIN = 1.0 / 255.0
-ALPHA_MAX = 0.99
-T_MIN = 1e-4
 
 
 def _np(t: Tensor) -> np.ndarray:
