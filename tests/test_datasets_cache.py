@@ -89,3 +89,28 @@ def test_training_leaves_a_read_only_scene_byte_identical(cup_root, tmp_path, mo
     finally:
         for path in [scene, *scene.rglob('*')]:  # let pytest clean tmp_path up
             os.chmod(path, stat.S_IMODE(path.stat().st_mode) | stat.S_IWUSR)
+
+
+def test_unwritable_cache_warns_once_in_the_run_log(tmp_path):
+    """A cache folder that cannot be created costs only memory, and says so once, through
+    mmengine's logger (so the message reaches the run's log file, not just the terminal)."""
+    import numpy as np
+    from mmengine.logging import MMLogger
+
+    from nerfreg.datasets.cache import ImageCache
+    blocker = tmp_path / 'not_a_folder'
+    blocker.write_text('x')
+    log_file = tmp_path / 'run.log'
+    logger = MMLogger.get_instance(f'cache_test_{tmp_path.name}', log_file=str(log_file))
+    cache = ImageCache(blocker / 'cache')
+    src = tmp_path / 'src.png'
+    src.write_bytes(b'png')
+    for factor in (2, 4):
+        key = cache.key(src, factor=factor)
+        cache.put(key, np.zeros((2, 2, 3), np.uint8))
+        assert cache.get(key) is None
+    for handler in logger.handlers:
+        handler.flush()
+    text = log_file.read_text()
+    assert text.count('is not writable') == 1 and 'NERFREG_CACHE_DIR' in text
+    assert cache.writes == 0 and blocker.read_text() == 'x'

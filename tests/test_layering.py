@@ -62,3 +62,10 @@ def test_engine_apis_cli_are_imported_only_from_above():
             if layer in imported and importer != layer:
                 assert importer in ORDER[:ORDER.index(layer)], (
                     f'nerfreg.{importer} imports nerfreg.{layer}, a layer above it')
+
+
+def test_modules_stay_small():
+    """One concept per module: none over 450 lines, the trainer core under 350."""
+    sizes = {str(p.relative_to(PKG)): len(p.read_text().splitlines()) for p in PKG.rglob('*.py')}
+    assert {k: n for k, n in sizes.items() if n > 450} == {}
+    assert sizes['engine/trainer.py'] < 350

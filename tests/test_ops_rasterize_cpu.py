@@ -88,6 +88,18 @@ def scene_2d(seed: int, n_cams: int = 2, n: int = 60, width: int = 41, height: i
         radii=radii, width=width, height=height)
 
 
+def assert_matches_brute_force(sc: dict, tile_size: int, atol: float) -> torch.Tensor:
+    """The cpu backend's image and alpha of scene ``sc`` equal the brute-force reference
+    within ``atol``; returns the alpha."""
+    img, alpha, _ = rasterize(rasterize_to_pixels_cpu, sc, tile_size)
+    ref_img, ref_alpha = brute_force(*(sc[k] for k in ('means2d', 'conics', 'colors',
+                                                       'opacities', 'depths', 'radii')),
+                                     sc['width'], sc['height'], tile_size)
+    assert torch.allclose(img, ref_img, atol=atol, rtol=0)
+    assert torch.allclose(alpha, ref_alpha, atol=atol, rtol=0)
+    return alpha
+
+
 def rasterize(fn, sc: dict, tile_size: int = 16, backgrounds=None, grad: bool = False):
     """Run a rasterize_to_pixels backend; with grad, also return input gradients of a
     random linear loss on colours and alphas."""
@@ -159,12 +171,7 @@ def test_culling_keeps_faint_tails():
               opacities=torch.tensor([[0.99]], dtype=torch.float64),
               depths=torch.ones(1, 1, dtype=torch.float64),
               radii=torch.tensor([[12]], dtype=torch.int32), width=48, height=48)
-    img, alpha, _ = rasterize(rasterize_to_pixels_cpu, sc, 16)
-    ref_img, ref_alpha = brute_force(*(sc[k] for k in ('means2d', 'conics', 'colors',
-                                                       'opacities', 'depths', 'radii')),
-                                     48, 48, 16)
-    assert torch.allclose(img, ref_img, atol=1e-12, rtol=0)
-    assert torch.allclose(alpha, ref_alpha, atol=1e-12, rtol=0)
+    alpha = assert_matches_brute_force(sc, 16, atol=1e-12)
     # pixel 31 (centre 31.5) lies outside the square [7.3, 31.3], in tile 1: alpha ~ 0.0094
     assert alpha[0, 20, 31, 0] > 2 / 255
     # pixel 32 would get alpha 0.0043 > 1/255, but tile 2 is not in [floor(7.3/16), ceil(31.3/16))
@@ -179,12 +186,7 @@ def test_non_positive_definite_conics_and_faint_gaussians():
     sc['conics'][0, :10, 1] = 2.0 * (sc['conics'][0, :10, 0] * sc['conics'][0, :10, 2]).sqrt()
     sc['conics'][0, 10:13, 0] = -0.2
     sc['opacities'][0, 13:16] = 0.003
-    img, alpha, _ = rasterize(rasterize_to_pixels_cpu, sc, 8)
-    ref_img, ref_alpha = brute_force(*(sc[k] for k in ('means2d', 'conics', 'colors',
-                                                       'opacities', 'depths', 'radii')),
-                                     24, 20, 8)
-    assert torch.allclose(img, ref_img, atol=1e-10, rtol=0)
-    assert torch.allclose(alpha, ref_alpha, atol=1e-10, rtol=0)
+    assert_matches_brute_force(sc, 8, atol=1e-10)
 
 
 def test_nothing_visible_gives_background_and_zero_grads():

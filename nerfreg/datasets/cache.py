@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
+from mmengine.logging import print_log
+
+from ..utils.fileio import atomic_output
 
 PathLike = Union[str, Path]
 #: Bump when a derivation changes, so old entries are no longer read.
@@ -84,21 +86,16 @@ class ImageCache:
         target = self.path(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix='.tmp_', suffix='.npy')
-            try:
-                with os.fdopen(fd, 'wb') as f:
-                    np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with atomic_output(target, durable=False) as tmp, open(tmp, 'wb') as f:
+                np.save(f, np.ascontiguousarray(array), allow_pickle=False)
             self.writes += 1
         except OSError as e:
             if not self._warned:
                 self._warned = True
-                warnings.warn(f'nerfreg image cache {self.root} is not writable ({e}); derived '
-                              'images are kept in memory only. Set NERFREG_CACHE_DIR or the '
-                              "dataset's cache_dir to a writable folder.", stacklevel=2)
+                print_log(f'nerfreg image cache {self.root} is not writable ({e}); derived '
+                          'images are kept in memory only. Set NERFREG_CACHE_DIR or the '
+                          "dataset's cache_dir to a writable folder.", logger='current',
+                          level=logging.WARNING)
 
     def stats(self) -> dict[str, int]:
         return dict(hits=self.hits, misses=self.misses, writes=self.writes)

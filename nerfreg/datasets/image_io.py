@@ -1,9 +1,8 @@
-"""Image decoding, resizing and undistortion (OpenCV), with derived images in ``ImageCache``."""
+"""Image files (the one reader and writer), resizing and undistortion (OpenCV); derived
+images are kept in ``ImageCache``."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -11,6 +10,7 @@ import cv2
 import numpy as np
 
 from nerfreg.cameras import Cameras
+from nerfreg.utils.fileio import atomic_write_bytes
 
 from .base import DatasetError
 from .cache import ImageCache
@@ -65,7 +65,11 @@ def read_image(path: PathLike) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def write_image(path: PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None) -> None:
-    """Write atomically (temp file + rename) so an interrupted run leaves no broken cache."""
+    """Write uint8 RGB ``[H,W,3]`` (+ alpha ``[H,W,1]``) in the format of the suffix (PNG
+    lossless, JPEG at quality 100), atomically: an interrupted run leaves no broken file.
+
+    nerfreg's one image file writer (``read_image`` is the one reader); float images go
+    through ``nerfreg.visualization.images.to_uint8`` first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
@@ -75,10 +79,7 @@ def write_image(path: PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None
     ok, buf = cv2.imencode(path.suffix if path.suffix else '.png', img, params)
     if not ok:
         raise DatasetError(f'{path}: cannot encode image')
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp')
-    with os.fdopen(fd, 'wb') as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def resize_area(img: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import torch
 from mmengine.logging import print_log
 
 from nerfreg.registry import DATASETS
+from nerfreg.utils.fileio import atomic_output_dir
 
 from .base import BackgroundLike, DatasetError
 from .blender import BlenderDataset
@@ -314,22 +313,15 @@ class ProceduralSceneDataset(BlenderDataset):
             raise DatasetError(f'ProceduralSceneDataset: data_root {root} exists and is not a '
                                'procedural scene (no params.json); choose an empty folder')
         root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix='.procedural_', dir=root.parent))
         try:
-            gen = {k: v for k, v in params.items() if k != 'version'}
-            generate_scene(tmp, **gen)
-            (tmp / 'params.json').write_text(json.dumps(params, sort_keys=True))
-            if cls._read_params(root) not in (None, params):  # stale scene of ours
-                shutil.rmtree(root, ignore_errors=True)
-            if root.is_dir() and not any(root.iterdir()):
-                root.rmdir()
-            try:
-                os.replace(tmp, root)
-            except OSError:
-                if cls._read_params(root) != params:  # not another process' identical scene
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            with atomic_output_dir(root) as tmp:
+                gen = {k: v for k, v in params.items() if k != 'version'}
+                generate_scene(tmp, **gen)
+                (tmp / 'params.json').write_text(json.dumps(params, sort_keys=True))
+                if cls._read_params(root) not in (None, params):  # stale scene of ours
+                    shutil.rmtree(root, ignore_errors=True)
+        except FileExistsError:
+            if cls._read_params(root) != params:  # not another process' identical scene
+                raise
         print_log(f'ProceduralSceneDataset: rendered {root} in {time.perf_counter() - t0:.1f} s',
                   logger='current')

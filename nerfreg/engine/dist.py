@@ -1,8 +1,9 @@
 """Process-group set-up for ``--launcher pytorch|slurm`` and the collectives the trainer uses.
 
-Rank, world size, barrier and the reductions are mmengine's (``mmengine.dist``: no-ops
-when not distributed); this module adds what it lacks: the gloo set-up on CPU-only torch,
-coalesced broadcasts, and the gradient all-reduce with the step's flags.
+Rank, world size, barrier, broadcast, gathers and reductions are mmengine's
+(``mmengine.dist``: no-ops when not distributed; use them directly elsewhere too); this
+module adds what it lacks: the gloo set-up on CPU-only torch, coalesced broadcasts, and the
+gradient all-reduce with the step's flags.
 
 On CUDA this is mmengine's ``init_dist`` (NCCL). mmengine's initialiser always calls
 ``torch.cuda.set_device``, which a CPU-only torch build rejects, so on CPU the gloo group is
@@ -21,6 +22,7 @@ from mmengine.dist import (
     all_reduce,
     all_reduce_params,
     barrier,
+    broadcast,
     get_rank,
     get_world_size,
     is_distributed,
@@ -110,7 +112,7 @@ def broadcast_(tensors: list[torch.Tensor], src: int = 0) -> None:
         by_dtype.setdefault(t.dtype, []).append(t)
     for group in by_dtype.values():
         flat = _flatten_dense_tensors(group)
-        dist.broadcast(flat, src)
+        broadcast(flat, src)
         for t, synced in zip(group, _unflatten_dense_tensors(flat, group)):
             t.copy_(synced)
 
@@ -129,7 +131,7 @@ def shutdown_distributed(wait: bool = True) -> None:
     error paths: a barrier would hang on a rank that has died."""
     if is_distributed():
         if wait:
-            dist.barrier()
+            barrier()
         dist.destroy_process_group()
 
 

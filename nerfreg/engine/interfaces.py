@@ -120,6 +120,21 @@ class GradientResettable(Protocol):
     def zero_grad(self) -> None: ...
 
 
+@runtime_checkable
+class TargetProvider(Protocol):
+    """A model whose ground truth differs from ``batch['image']`` (e.g. re-composited on
+    the render's random background); metrics and pictures compare against it."""
+
+    def target_image(self, render_results: dict, batch: dict) -> Any: ...
+
+
+def target_image(model: Any, render_results: dict, batch: dict) -> Any:
+    """What a render is compared with: the model's ``target_image`` or ``batch['image']``."""
+    if isinstance(model, TargetProvider):
+        return model.target_image(render_results, batch)
+    return batch['image']
+
+
 def require(obj: Any, protocol: type, key: str) -> None:
     """Raise a ``TypeError`` naming the config section and the missing methods when ``obj``
     does not satisfy ``protocol``."""
@@ -136,4 +151,5 @@ def require(obj: Any, protocol: type, key: str) -> None:
 
 __all__ = ['DataPipelineProtocol', 'ModelProtocol', 'RendererProtocol', 'OptimizerProtocol',
            'MetricProvider', 'Stateful', 'HasScene', 'SceneInitialised', 'StepAware',
-           'ViewSplitter', 'ResultConcatenator', 'GradientResettable', 'require']
+           'ViewSplitter', 'ResultConcatenator', 'GradientResettable', 'TargetProvider',
+           'require', 'target_image']

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..registry import EXPORTERS
+from ..utils.fileio import atomic_output
 
 PARAM_KEYS = ('means', 'scales', 'quats', 'opacities', 'sh0', 'shN')
 
@@ -91,11 +92,10 @@ def write_ply(params: Mapping[str, Tensor] | Any, path: str | Path,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     vertices = params_to_ply_array(params)
-    tmp = path.with_name(path.name + '.tmp')
     comments = [] if rasterize_mode is None else [f'{RASTERIZE_MODE_COMMENT} {rasterize_mode}']
-    PlyData([PlyElement.describe(vertices, 'vertex')], text=False, byte_order='<',
-            comments=comments).write(str(tmp))
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        PlyData([PlyElement.describe(vertices, 'vertex')], text=False, byte_order='<',
+                comments=comments).write(str(tmp))
     return path
 
 

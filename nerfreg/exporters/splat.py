@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..ops.sh import SH_C0
 from ..registry import EXPORTERS
+from ..utils.fileio import atomic_write_bytes
 from .ply import _params_of
 
 SPLAT_DTYPE = np.dtype([('position', '<f4', 3), ('scale', '<f4', 3), ('rgba', 'u1', 4),
@@ -47,9 +48,7 @@ def write_splat(params: Mapping[str, Tensor] | Any, path: str | Path) -> Path:
     """Write Gaussians (model, state dict or params dict) as an antimatter15 ``.splat``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_bytes(params_to_splat_array(params).tobytes())
-    tmp.replace(path)
+    atomic_write_bytes(path, params_to_splat_array(params).tobytes())
     return path
 
 

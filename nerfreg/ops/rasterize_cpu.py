@@ -4,8 +4,9 @@ Same numerics as ``rasterize_torch.py`` (docs/architecture.md, "Rasterization"):
 binned with the torch backend's integer rule and depth-sorted (ties by Gaussian index),
 every pixel composites its tile's list front to back with the 1/255, 0.99 and 1e-4 rules,
 and the backward walks each pixel's list back to front from the stored final transmittance
-and last composited Gaussian, as the CUDA 3DGS kernel does. Kernels live in
-``_cpu_kernels.py``; they are compiled on first use and cached on disk (``cache=True``).
+and last composited Gaussian, as the CUDA 3DGS kernel does. The Numba kernels live in
+``tile_binning_cpu.py`` (packed records, culling, binning) and ``composite_cpu.py``
+(compositing and its backward); they are compiled on first use and cached on disk.
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _cpu_kernels as K
+from .composite_cpu import composite_backward, composite_forward, sum_intersection_gradients
+from .rasterize_torch import ALPHA_MAX, ALPHA_MIN, T_MIN  # one definition of the rules
+from .tile_binning_cpu import (
+    balanced_tile_order,
+    bin_gaussians,
+    list_tiles,
+    prepare_records,
+    record_width,
+)
 
 #: Counters of the last forward call (profiling): intersections, alpha evaluations
 #: ((pixel, Gaussian) pairs whose sigma was computed), pixels, forward kernel seconds (wall
 #: and process CPU time, all threads).
 LAST_FORWARD_STATS: dict[str, float] = {}
-
-ALPHA_MIN = 1.0 / 255.0
-ALPHA_MAX = 0.99
-T_MIN = 1e-4
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -67,20 +72,20 @@ class _Binning:
         g = n_cams * n
         self.tiles_x = tx = math.ceil(width / tile_size)
         self.tiles_y = ty = math.ceil(height / tile_size)
-        self.rec = np.empty((g, K.record_width(colors.shape[1])), dtype=consts.dtype)
+        self.rec = np.empty((g, record_width(colors.shape[1])), dtype=consts.dtype)
         rect = np.zeros((g, 4), dtype=np.int64)
         count = np.empty(g, dtype=np.int64)
-        K.prepare(means2d, conics, colors, opacities, radii, consts, tx, ty, width, height,
-                  self.rec, rect, count)
+        prepare_records(means2d, conics, colors, opacities, radii, consts, tx, ty, width,
+                        height, self.rec, rect, count)
         self.g_off = np.zeros(g + 1, dtype=np.int64)
         np.cumsum(count, out=self.g_off[1:])
         g_tiles = np.empty(int(self.g_off[-1]), dtype=np.int32)
-        K.list_tiles(self.rec, rect, self.g_off, consts, tx, ty, width, height, n, g_tiles)
+        list_tiles(self.rec, rect, self.g_off, consts, tx, ty, width, height, n, g_tiles)
         order = depth_order(depths, count)
         n_chunks = max(1, min(4 * numba.get_num_threads(), order.size // 2048))
-        self.tile_off, self.isect_gid, self.g_isect = K.bin_gaussians(
+        self.tile_off, self.isect_gid, self.g_isect = bin_gaussians(
             order, self.g_off, g_tiles, n_cams * tx * ty, n_chunks)
-        self.tile_order = K.balanced_order(np.diff(self.tile_off), numba.get_num_threads())
+        self.tile_order = balanced_tile_order(np.diff(self.tile_off), numba.get_num_threads())
 
     @property
     def n_isects(self) -> int:
@@ -112,9 +117,9 @@ class _RasterizeCPU(torch.autograd.Function):
         out_last = np.empty((n_cams, height, width), dtype=np.int64)
         evals = np.zeros(binning.tile_off.shape[0] - 1, dtype=np.int64)
         t0, c0 = time.perf_counter(), time.process_time()
-        K.forward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams, width,
-                  height, binning.tiles_x, binning.tiles_y, binning.tile_order, out_color.numpy(),
-                  out_alpha.numpy()[..., 0], out_t, out_last, evals)
+        composite_forward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams,
+                          width, height, binning.tiles_x, binning.tiles_y, binning.tile_order,
+                          out_color.numpy(), out_alpha.numpy()[..., 0], out_t, out_last, evals)
         LAST_FORWARD_STATS.update(isects=binning.n_isects, alpha_evals=int(evals.sum()),
                                   pixels=n_cams * width * height,
                                   kernel_s=time.perf_counter() - t0,
@@ -137,12 +142,11 @@ class _RasterizeCPU(torch.autograd.Function):
         gi = np.empty((binning.n_isects, n_col), dtype=consts.dtype)
         tile_bg = np.empty((n_cams * binning.tiles_x * binning.tiles_y, n_ch),
                            dtype=consts.dtype)
-        K.backward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams,
-                   width, height, binning.tiles_x, binning.tiles_y, binning.tile_order, out_t,
-                   out_last, g_color,
-                   g_alpha, gi, tile_bg)
+        composite_backward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams,
+                           width, height, binning.tiles_x, binning.tiles_y, binning.tile_order,
+                           out_t, out_last, g_color, g_alpha, gi, tile_bg)
         v = torch.zeros(n_cams, n, n_col, dtype=dtype)
-        K.reduce_gradients(binning.g_off, binning.g_isect, gi, v.numpy().reshape(-1, n_col))
+        sum_intersection_gradients(binning.g_off, binning.g_isect, gi, v.numpy().reshape(-1, n_col))
         v_bg = None
         if ctx.has_bg and ctx.needs_input_grad[9]:
             v_bg = torch.from_numpy(tile_bg.reshape(n_cams, -1, n_ch).sum(axis=1))

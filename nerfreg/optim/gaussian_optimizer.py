@@ -138,11 +138,6 @@ class GaussianOptimizer:
                 self.optimizer.state[current] = state
 
     # ------------------------------------------------------------------ training step
-    def pre_backward(self, optimizer_info: dict[str, Any], step: int) -> None:
-        """Optional hook before ``loss.backward()`` (``strategy.step_pre_backward``)."""
-        self.strategy.step_pre_backward(self.model.params, self.optimizer, self.strategy_state,
-                                        step, optimizer_info)
-
     def update_model(self, step: int, **info: Any) -> dict[str, Any]:
         """Adam step, zero grad, then the strategy's structure update.
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from ..utils.fileio import atomic_write_text
 from .errors import import_pycolmap
 
 
@@ -28,9 +28,7 @@ def model_summary(model_dir: Path, names: list[str]) -> dict[str, Any]:
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
     """Write ``report`` as indented JSON, atomically."""
-    tmp = path.with_suffix('.tmp')
-    tmp.write_text(json.dumps(report, indent=2) + '\n')
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(report, indent=2) + '\n')
 
 
 def format_summary(report: dict[str, Any]) -> str:

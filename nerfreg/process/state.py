@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..utils.fileio import atomic_write_text
+
 STATE_FILE = 'stages.json'
 
 
@@ -60,6 +62,4 @@ class StageState:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix('.tmp')
-        tmp.write_text(json.dumps(self.stages, indent=2))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.stages, indent=2))

@@ -12,8 +12,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import torch
-import torch.distributed as dist
-from mmengine.dist import get_rank, get_world_size
+from mmengine.dist import all_reduce, get_rank, get_world_size
 from torch import Tensor, nn
 
 Params = MutableMapping[str, nn.Parameter]
@@ -29,10 +28,10 @@ def all_reduce_statistics(state: dict[str, Any], sum_keys: tuple[str, ...] = (),
         return state
     for key in sum_keys:
         if isinstance(state.get(key), Tensor):
-            dist.all_reduce(state[key], op=dist.ReduceOp.SUM)
+            all_reduce(state[key], op='sum')
     for key in max_keys:
         if isinstance(state.get(key), Tensor):
-            dist.all_reduce(state[key], op=dist.ReduceOp.MAX)
+            all_reduce(state[key], op='max')
     return state
 
 
@@ -72,13 +71,6 @@ class Strategy:
         n = {k: v.shape[0] for k, v in params.items()}
         if len(set(n.values())) > 1:
             raise ValueError(f'{type(self).__name__}: parameters disagree on N: {n}')
-
-    def step_pre_backward(self, params: Params, optimizer: torch.optim.Optimizer,
-                          state: dict[str, Any], step: int, info: dict[str, Any]) -> None:
-        """Before ``loss.backward()``: make sure screen-space means keep their gradient."""
-        means2d = info.get('means2d')
-        if isinstance(means2d, Tensor) and means2d.requires_grad and not means2d.is_leaf:
-            means2d.retain_grad()
 
     def step_post_backward(self, params: Params, optimizer: torch.optim.Optimizer,
                            state: dict[str, Any], step: int, info: dict[str, Any],

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 from nerfreg.registry import STRATEGIES
 
 from . import ops
 from .base import Params, Strategy
-
-logger = logging.getLogger(__name__)
 
 
 @STRATEGIES.register_module()
@@ -159,8 +157,8 @@ class DefaultStrategy(Strategy):
             self._reset_statistics(state, n, params['means'].device)
             stats.update(n_dupli=n_dupli, n_split=n_split, n_prune=n_prune)
             if self.verbose:
-                logger.info('step %d: %d cloned, %d split, %d pruned, now %d Gaussians',
-                            step, n_dupli, n_split, n_prune, n)
+                print_log(f'step {step}: {n_dupli} cloned, {n_split} split, {n_prune} pruned, '
+                          f'now {n} Gaussians', logger='current')
         if step % self.reset_every == 0 and step > 0:
             ops.reset_opacity(params, optimizer, self.reset_opacity)
             stats['opacity_reset'] = True

@@ -16,8 +16,6 @@ from nerfreg.registry import STRATEGIES
 from . import ops
 from .base import Params, Strategy
 
-logger = logging.getLogger(__name__)
-
 
 @STRATEGIES.register_module()
 @dataclass(eq=False)
@@ -120,8 +118,8 @@ class MCMCStrategy(Strategy):
             n_added = self.add(params, optimizer, state, step)
             stats.update(n_relocated=n_relocated, n_added=n_added)
             if self.verbose:
-                logger.info('step %d: %d relocated, %d added, now %d Gaussians', step,
-                            n_relocated, n_added, params['means'].shape[0])
+                print_log(f'step {step}: {n_relocated} relocated, {n_added} added, now '
+                          f"{params['means'].shape[0]} Gaussians", logger='current')
         if self.noise_lr > 0 and (self.noise_stop is None or step < self.noise_stop):
             lr = info.get('lr', {})
             lr = lr.get('means', 0.0) if isinstance(lr, dict) else float(lr)

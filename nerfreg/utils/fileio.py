@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+def _default_mode(base: int) -> int:
+    """``base`` (0o666 files, 0o777 folders) without the process umask, as ``open`` gives."""
+    return base & ~_umask()
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    # read once: setting it to read it back is not thread-safe (the viewer runs threads)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -20,24 +37,77 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one
-    (temp file in the same folder, fsync, rename, fsync of the folder)."""
+@contextmanager
+def atomic_output(path: str | Path, durable: bool = True) -> Iterator[Path]:
+    """Yield a temp file path beside ``path``; when the block succeeds, the temp file is
+    renamed onto ``path``, so readers see the old file or the whole new one, never a part.
+
+    Write the new content to the yielded path (by name: ``plyfile``, ``np.save``, ...). On
+    an exception the temp file is removed and ``path`` is untouched. ``durable`` also
+    fsyncs the file before and its folder after the rename (off for caches, where a lost
+    entry only costs a recomputation).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    # the temp name ends in the target's suffix: writers that pick a format by it (cv2,
+    # np.save, which would otherwise append '.npy') write what the target name promises
+    fd, name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=f'.tmp{path.suffix}',
+                                dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        # mkstemp makes 0600 files: keep the mode of the file replaced, else open()'s default
+        mode = path.stat().st_mode & 0o7777 if path.is_file() else _default_mode(0o666)
+        yield tmp
+        os.chmod(tmp, mode)
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
+    with atomic_output(path, durable) as tmp, open(tmp, 'wb') as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str, durable: bool = True) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_output`)."""
+    atomic_write_bytes(path, text.encode('utf-8'), durable)
+
+
+@contextmanager
+def atomic_output_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a new empty folder beside ``path``; when the block succeeds it is renamed onto
+    ``path`` (which must be absent or empty), so ``path`` appears complete or not at all.
+
+    Raises ``FileExistsError`` when ``path`` is a non-empty folder at the rename (e.g. made
+    by another process meanwhile). The temp folder is removed on every failure.
+    """
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
+    try:
+        os.chmod(tmp, _default_mode(0o777))  # mkdtemp makes 0700 folders
+        yield tmp
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if path.exists():
+                raise FileExistsError(f'{path} appeared while it was being written') from exc
+            raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ensure_writable_dir(path: str | Path, what: str = 'work_dir',

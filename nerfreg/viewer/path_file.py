@@ -20,6 +20,7 @@ import torch
 
 from ..cameras import Cameras
 from ..cameras.paths import interpolate_path
+from ..utils.fileio import atomic_write_text
 from .camera import ViewPose, pose_to_cameras
 
 FORMAT = 'nerfreg-camera-path'
@@ -56,9 +57,7 @@ def write_camera_path(path: str | Path, keyframes: Sequence[ViewPose], n_frames:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = camera_path_dict(keyframes, n_frames, width, height, fps)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=1))
     return path
 
 

@@ -6,11 +6,8 @@ from .images import (
     comparison_row,
     error_map,
     hconcat,
-    read_image,
-    save_image,
     to_uint8,
     vconcat,
 )
 
-__all__ = ['colorize_depth', 'comparison_row', 'error_map', 'hconcat', 'read_image',
-           'save_image', 'to_uint8', 'vconcat']
+__all__ = ['colorize_depth', 'comparison_row', 'error_map', 'hconcat', 'to_uint8', 'vconcat']

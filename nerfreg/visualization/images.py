@@ -1,13 +1,13 @@
 """Images for people: uint8 conversion, error maps, coloured depth, labelled comparison sheets.
 
 Every function takes float images in [0, 1] (``[H,W,C]`` tensors or arrays) or uint8
-arrays and returns uint8 RGB ``[H,W,3]`` numpy arrays, ready for ``cv2`` (after RGB->BGR)
-or ``Visualizer.add_image``.
+arrays and returns uint8 RGB ``[H,W,3]`` numpy arrays, ready for
+``nerfreg.datasets.image_io.write_image`` (the one image file writer) or
+``Visualizer.add_image``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence, Union
 
 import cv2
@@ -168,22 +168,5 @@ def fit_width(image: np.ndarray, max_width: int) -> np.ndarray:
     return cv2.resize(image, (max_width, new_h), interpolation=cv2.INTER_AREA)
 
 
-def save_image(path: str | Path, image: ImageLike) -> Path:
-    """Write an RGB image (float [0, 1] or uint8) losslessly as PNG (or by suffix)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(to_uint8(image), cv2.COLOR_RGB2BGR)):
-        raise OSError(f'could not write image {path}')
-    return path
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """uint8 RGB ``[H,W,3]`` of an image file."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f'could not read image {path}')
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 __all__ = ['apply_colormap', 'colorize_depth', 'comparison_row', 'error_map', 'fit_width',
-           'hconcat', 'read_image', 'save_image', 'to_numpy', 'to_uint8', 'vconcat']
+           'hconcat', 'to_numpy', 'to_uint8', 'vconcat']

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
+from mmengine.dist import all_gather
 from mmengine.hooks import Hook
 
 from ...registry import HOOKS
@@ -40,11 +40,7 @@ class SyncCheckHook(Hook):
     @staticmethod
     def check(runner) -> None:
         mine = model_fingerprint(runner.model)
-        backend = dist.get_backend()
-        device = runner.device if backend == 'nccl' else torch.device('cpu')
-        gathered = [torch.zeros(3, dtype=torch.float64, device=device)
-                    for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, mine.to(device))
+        gathered = all_gather(mine.to(runner.device))  # on the backend's device inside
         ref = gathered[0].cpu()
         for rank, other in enumerate(gathered):
             other = other.cpu()

@@ -10,11 +10,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from mmengine.dist import all_gather_object
 from mmengine.hooks import Hook
 
 from ...registry import HOOKS
 from ...utils.fileio import atomic_write_bytes
+from ..interfaces import target_image
 from .visualization_hook import safe_name
+
+
+def _save_png(path: Path, image: Any) -> None:
+    """Write a float [0, 1] or uint8 RGB image losslessly (PNG), atomically."""
+    from ...datasets.image_io import write_image
+    from ...visualization.images import to_uint8
+    write_image(path, to_uint8(image))
 
 
 def _sync(device: Any) -> None:
@@ -24,10 +33,8 @@ def _sync(device: Any) -> None:
 
 def _gather(records: list[dict], runner) -> list[dict]:
     """All ranks' per-view records on every rank (ordered by view index)."""
-    if getattr(runner, 'world_size', 1) > 1 and torch.distributed.is_initialized():
-        parts: list[Any] = [None] * runner.world_size
-        torch.distributed.all_gather_object(parts, records)
-        records = [r for part in parts for r in (part or [])]
+    if getattr(runner, 'world_size', 1) > 1:
+        records = [r for part in all_gather_object(records) for r in (part or [])]
     return sorted(records, key=lambda r: r['index'])
 
 
@@ -130,15 +137,13 @@ class TestOutputHook(Hook):
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         _sync(getattr(runner, 'device', 'cpu'))
         elapsed = time.perf_counter() - self._t0
-        from ...visualization.images import comparison_row, fit_width, save_image
+        from ...visualization.images import comparison_row, fit_width
         render_results = (outputs or {}).get('render_results') or {}
         metrics = (outputs or {}).get('metrics') or {}
         if 'rgb' not in render_results:
             return
         pred = render_results['rgb'].clamp(0, 1)
-        model = runner.model
-        target = (model.target_image(render_results, data_batch)
-                  if hasattr(model, 'target_image') else data_batch['image']).clamp(0, 1)
+        target = target_image(runner.model, render_results, data_batch).clamp(0, 1)
         depth, alpha = render_results.get('depth'), render_results.get('alpha')
         lpips_metric = self._lpips(runner)
         lpips_values = lpips_metric(pred, target) if lpips_metric is not None else None
@@ -160,17 +165,17 @@ class TestOutputHook(Hook):
             if self.save_images:
                 record['render'] = f'renders/{name}.png'
                 record['gt'] = f'gt/{name}.png'
-                save_image(out / record['render'], pred[i])
-                save_image(out / record['gt'], target[i])
+                _save_png(out / record['render'], pred[i])
+                _save_png(out / record['gt'], target[i])
                 if self.save_depth and d_i is not None:
                     from ...visualization.images import colorize_depth
                     record['depth'] = f'depth/{name}.png'
-                    save_image(out / record['depth'], colorize_depth(d_i, a_i))
+                    _save_png(out / record['depth'], colorize_depth(d_i, a_i))
             want_row = len(self._rows) < self.sheet_max_views
             if want_row or self.per_view_comparison:
                 row = comparison_row(pred[i], target[i], d_i, a_i, title=name)
                 if self.per_view_comparison:
-                    save_image(out / 'comparison' / f'{name}.png', row)
+                    _save_png(out / 'comparison' / f'{name}.png', row)
                 if want_row:
                     self._rows.append(fit_width(row, self.sheet_max_width))
             self._records.append(record)
@@ -179,7 +184,7 @@ class TestOutputHook(Hook):
         records = _gather(self._records, runner)
         if getattr(runner, 'rank', 0) != 0:
             return
-        from ...visualization.images import save_image, vconcat
+        from ...visualization.images import vconcat
         out = self.output_dir(runner)
         keys = [k for k in ('psnr', 'ssim', 'lpips') if any(k in r for r in records)]
         keys += sorted({k for r in records for k, v in r.items() if isinstance(v, float)}
@@ -207,7 +212,7 @@ class TestOutputHook(Hook):
         }
         if self._rows:
             result['comparison'] = 'comparison.png'
-            save_image(out / 'comparison.png', vconcat(self._rows))
+            _save_png(out / 'comparison.png', vconcat(self._rows))
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / 'metrics.json', json.dumps(result, indent=2).encode())
         self.result = result

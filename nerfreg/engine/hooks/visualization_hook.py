@@ -7,6 +7,7 @@ import re
 from mmengine.hooks import Hook
 
 from ...registry import HOOKS
+from ..interfaces import target_image
 
 
 def safe_name(name: str) -> str:
@@ -57,9 +58,7 @@ class VisualizationHook(Hook):
         if 'rgb' not in render_results:
             return
         from ...visualization.images import comparison_row
-        model = runner.model
-        target = (model.target_image(render_results, data_batch)
-                  if hasattr(model, 'target_image') else data_batch['image'])
+        target = target_image(runner.model, render_results, data_batch)
         names = data_batch.get('name') or [str(batch_idx)]
         depth = render_results.get('depth') if self.depth else None
         alpha = render_results.get('alpha')
