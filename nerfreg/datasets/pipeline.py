@@ -192,7 +192,7 @@ class DataPipeline:
         images = torch.stack([store['images'][i] for i in idx]).to(self.device)
         batch = dict(image=images.float().div_(255.0), camera=cams, viewmats=cams.viewmats(),
                      Ks=cams.Ks(), width=width, height=height, name=list(cams.names),
-                     index=index.to(self.device))
+                     index=index.to(self.device), split=split)
         if store['alphas'] is not None:
             alphas = torch.stack([store['alphas'][i] for i in idx]).to(self.device)
             batch['alpha'] = alphas.float().div_(255.0)

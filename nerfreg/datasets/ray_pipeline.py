@@ -30,7 +30,8 @@ from .pipeline import DataPipeline, build_dataset
 @DATASETS.register_module()
 class RayPipeline:
     """Ray batches: ``rays_o [R,3]``, ``rays_d [R,3]`` (unit), ``image [R,3]`` float,
-    ``alpha [R,1]`` (when the source has alpha), ``cam_index [R]``, ``pixel [R,2]``."""
+    ``alpha [R,1]`` (when the source has alpha), ``cam_index [R]``, ``pixel [R,2]``,
+    ``split='train'``."""
 
     def __init__(self, rays_per_step: int = 4096, device: str | torch.device = 'cpu',
                  seed: int = 0, rank: int = 0, world_size: int = 1, image_device: str = 'cpu',
@@ -81,7 +82,7 @@ class RayPipeline:
         origins, dirs = pixel_rays(self.cameras, 0, 0, pix.to(dev), cam.to(dev))
         batch = dict(rays_o=origins.float(), rays_d=dirs.float(),
                      image=self.pixels[flat].to(dev).float().div_(255.0),
-                     cam_index=cam.to(dev), pixel=pix.to(dev))
+                     cam_index=cam.to(dev), pixel=pix.to(dev), split='train')
         if self.alphas is not None:
             batch['alpha'] = self.alphas[flat].to(dev).float().div_(255.0)
         return batch

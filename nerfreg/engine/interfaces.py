@@ -120,6 +120,17 @@ class GradientResettable(Protocol):
     def zero_grad(self) -> None: ...
 
 
+@runtime_checkable
+class TakesConfigSections(Protocol):
+    """A model that takes the top-level config sections it names (``engine/sections.py``)."""
+
+    config_sections: tuple[str, ...]
+
+    def take_config_sections(self, sections: dict, scene: Any = None) -> None: ...
+
+    def section_schedulers(self, max_steps: int) -> list[dict]: ...
+
+
 def require(obj: Any, protocol: type, key: str) -> None:
     """Raise a ``TypeError`` naming the config section and the missing methods when ``obj``
     does not satisfy ``protocol``."""
@@ -136,4 +147,5 @@ def require(obj: Any, protocol: type, key: str) -> None:
 
 __all__ = ['DataPipelineProtocol', 'ModelProtocol', 'RendererProtocol', 'OptimizerProtocol',
            'MetricProvider', 'Stateful', 'HasScene', 'SceneInitialised', 'StepAware',
-           'ViewSplitter', 'ResultConcatenator', 'GradientResettable', 'require']
+           'ViewSplitter', 'ResultConcatenator', 'GradientResettable', 'TakesConfigSections',
+           'require']
