@@ -8,5 +8,5 @@ from .losses import l1_loss, l1_ssim_loss, ssim_loss
 from .nerf import InstantNGP
 from .nerf_optimizer import FieldOptimizer
 
-__all__ = ['AffineAppearance', 'BaseModel', 'CameraOptimizer', 'FieldOptimizer', 'GaussianSplatting', 'InstantNGP', 'l1_loss',
-           'l1_ssim_loss', 'ssim_loss']
+__all__ = ['AffineAppearance', 'BaseModel', 'CameraOptimizer', 'FieldOptimizer',
+           'GaussianSplatting', 'InstantNGP', 'l1_loss', 'l1_ssim_loss', 'ssim_loss']
