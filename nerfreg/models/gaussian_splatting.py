@@ -14,7 +14,7 @@ from nerfreg.registry import MODELS
 
 from .base import BackgroundSpec, BaseModel
 from .init import knn_mean_sq_dist, rgb_to_sh0
-from .losses import l1_ssim_loss
+from .losses import l1_ssim_loss, masked_l1_ssim_loss
 
 logger = logging.getLogger(__name__)
 
@@ -206,8 +206,11 @@ class GaussianSplatting(BaseModel):
                       batch: dict[str, Any]) -> dict[str, Tensor]:
         """``loss = (1-l) L1 + l (1-SSIM)`` (+ optional regularisers)."""
         target = self.target_image(render_results, batch)
-        losses = l1_ssim_loss(self.transform_rgb(render_results['rgb'], batch), target,
-                              self.ssim_lambda, fused=self.fused_loss)
+        rgb = self.transform_rgb(render_results['rgb'], batch)
+        if batch.get('mask') is not None:  # loss masks: ignored pixels leave the loss
+            losses = masked_l1_ssim_loss(rgb, target, batch['mask'], self.ssim_lambda)
+        else:
+            losses = l1_ssim_loss(rgb, target, self.ssim_lambda, fused=self.fused_loss)
         if self.opacity_reg > 0:
             losses['opacity_reg'] = self.opacity_reg * torch.sigmoid(
                 self.params['opacities']).mean()

@@ -230,7 +230,11 @@ class InstantNGP(BaseModel):
         target = self.target_image(render_results, batch)
         n = render_results['rgb'].shape[0]
         rgb = self.transform_rgb(render_results['rgb'], _leading_rays(batch, n))
-        mse = torch.mean((rgb - target) ** 2)
+        mask = _leading_rays(batch, n).get('mask')
+        if mask is None:
+            mse = torch.mean((rgb - target) ** 2)
+        else:  # loss masks: ignored rays leave the loss
+            mse = ((rgb - target) ** 2 * mask).sum() / (mask.sum() * 3).clamp_min(1e-8)
         losses = {'loss': mse, 'mse': mse.detach(),
                   'psnr': -10.0 * torch.log10(mse.detach().clamp_min(1e-10)),
                   'samples_per_ray': torch.tensor(
