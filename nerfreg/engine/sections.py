@@ -21,12 +21,12 @@ def hand_config_sections(model: Any, cfg: Any, scene: Any = None) -> None:
         model.take_config_sections(sections, scene)
 
 
-def section_schedulers(model: Any, cfg: Any) -> list[dict]:
-    """Scheduler configs the model's sections ask for, over ``train_cfg.max_steps``."""
+def section_schedulers(model: Any) -> list[dict]:
+    """Scheduler configs the model's sections ask for (their lengths are section settings,
+    never ``train_cfg.max_steps``, which may change on resume)."""
     if not isinstance(model, TakesConfigSections):
         return []
-    max_steps = int((cfg.get('train_cfg') or {}).get('max_steps', 0) or 0)
-    return list(model.section_schedulers(max_steps))
+    return list(model.section_schedulers())
 
 
 def as_list(cfgs: Any) -> list:

@@ -183,7 +183,7 @@ class DefaultTrainer:
         return optimizer
 
     def build_param_schedulers(self, cfgs: Iterable[dict] | dict | None) -> list:
-        cfgs = as_list(cfgs) + section_schedulers(self.model, self.cfg)
+        cfgs = as_list(cfgs) + section_schedulers(self.model)
         return [self.build_component(PARAM_SCHEDULERS, c, 'param_scheduler',
                                      optimizer=self.optimizer) for c in cfgs]
 

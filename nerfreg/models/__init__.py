@@ -3,10 +3,12 @@
 from .appearance import AffineAppearance
 from .base import BaseModel
 from .camera_opt import CameraOptimizer
+from .depth_loss import SparseDepthLoss
 from .gaussian_splatting import GaussianSplatting
 from .losses import l1_loss, l1_ssim_loss, ssim_loss
 from .nerf import InstantNGP
 from .nerf_optimizer import FieldOptimizer
 
 __all__ = ['AffineAppearance', 'BaseModel', 'CameraOptimizer', 'FieldOptimizer',
-           'GaussianSplatting', 'InstantNGP', 'l1_loss', 'l1_ssim_loss', 'ssim_loss']
+           'GaussianSplatting', 'InstantNGP', 'SparseDepthLoss', 'l1_loss', 'l1_ssim_loss',
+           'ssim_loss']

@@ -31,14 +31,16 @@ class AffineAppearance(SceneModule):
 
     Args:
         lr: Adam learning rate of the transforms (group ``appearance``).
-        final_ratio: the lr decays log-linearly to ``lr * final_ratio`` over training.
+        final_ratio, decay_steps: the lr decays log-linearly to ``lr * final_ratio`` over
+            ``decay_steps`` steps (set it to the run's length).
         weight_decay: Adam weight decay pulling each transform toward the identity.
         center: subtract the mean transform (see above).
     """
 
-    def __init__(self, lr: float = 5e-3, final_ratio: float = 0.1, weight_decay: float = 0.0,
-                 center: bool = True) -> None:
+    def __init__(self, lr: float = 5e-3, final_ratio: float = 0.1, decay_steps: int = 10_000,
+                 weight_decay: float = 0.0, center: bool = True) -> None:
         super().__init__()
+        self.decay_steps = max(1, int(decay_steps))
         self.lr, self.final_ratio = float(lr), float(final_ratio)
         self.weight_decay, self.center = float(weight_decay), bool(center)
         self.embedding = nn.Parameter(torch.zeros(0, 12))
@@ -51,9 +53,9 @@ class AffineAppearance(SceneModule):
         return [dict(name='appearance', params=[self.embedding], lr=self.lr,
                      initial_lr=self.lr, weight_decay=self.weight_decay)]
 
-    def scheduler_cfgs(self, max_steps: int) -> list[dict[str, Any]]:
+    def scheduler_cfgs(self) -> list[dict[str, Any]]:
         return [dict(type='ExponentialDecayLR', groups=['appearance'],
-                     max_steps=max(1, int(max_steps)), final_ratio=self.final_ratio)]
+                     max_steps=self.decay_steps, final_ratio=self.final_ratio)]
 
     def transforms(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """``(A [K,3,3], b [K,3])`` of the training images ``index [K]``."""

@@ -72,9 +72,9 @@ class BaseModel(nn.Module):
         """Optimizer param groups of the scene modules (each with its own ``name``)."""
         return [g for m in self.scene_modules.values() for g in m.param_groups()]
 
-    def section_schedulers(self, max_steps: int) -> list[dict[str, Any]]:
+    def section_schedulers(self) -> list[dict[str, Any]]:
         """``PARAM_SCHEDULERS`` configs the scene modules ask for."""
-        return [c for m in self.scene_modules.values() for c in m.scheduler_cfgs(max_steps)]
+        return [c for m in self.scene_modules.values() for c in m.scheduler_cfgs()]
 
     def camera_overrides(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Corrected cameras (``viewmats``, ``camera`` or rays) for the renderer."""

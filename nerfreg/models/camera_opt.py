@@ -76,7 +76,8 @@ class CameraOptimizer(SceneModule):
     Args:
         mode: 'SO3xR3' | 'SE3'.
         lr: Adam learning rate of the corrections (group ``camera_opt``).
-        final_ratio: the lr decays log-linearly to ``lr * final_ratio`` over training.
+        final_ratio, decay_steps: the lr decays log-linearly to ``lr * final_ratio`` over
+            ``decay_steps`` steps (set it to the run's length).
         warmup_steps: the lr rises linearly from 0 over these first steps (lets the scene
             settle before the poses move).
         weight_decay: Adam weight decay pulling every correction toward zero (this also
@@ -85,8 +86,10 @@ class CameraOptimizer(SceneModule):
     """
 
     def __init__(self, mode: str = 'SO3xR3', lr: float = 1e-3, final_ratio: float = 0.01,
-                 warmup_steps: int = 0, weight_decay: float = 1e-4, eps: float = 1e-8) -> None:
+                 decay_steps: int = 10_000, warmup_steps: int = 0, weight_decay: float = 1e-4,
+                 eps: float = 1e-8) -> None:
         super().__init__()
+        self.decay_steps = max(1, int(decay_steps))
         if mode not in MODES:
             raise ValueError(f'camera_opt.mode must be one of {MODES}, got {mode!r}')
         self.mode = mode
@@ -110,9 +113,9 @@ class CameraOptimizer(SceneModule):
         return [dict(name='camera_opt', params=[self.delta], lr=self.lr, initial_lr=self.lr,
                      weight_decay=self.weight_decay, eps=self.eps)]
 
-    def scheduler_cfgs(self, max_steps: int) -> list[dict[str, Any]]:
+    def scheduler_cfgs(self) -> list[dict[str, Any]]:
         return [dict(type='ExponentialDecayLR', groups=['camera_opt'],
-                     max_steps=max(1, int(max_steps)), final_ratio=self.final_ratio,
+                     max_steps=self.decay_steps, final_ratio=self.final_ratio,
                      delay_steps=self.warmup_steps, delay_mult=0.0)]
 
     def matrices(self, index: Tensor | None = None) -> Tensor:

@@ -50,8 +50,9 @@ class SceneModule(nn.Module):
         """Optimizer groups ``dict(name=..., params=[...], lr=..., **adam_options)``."""
         return []
 
-    def scheduler_cfgs(self, max_steps: int) -> list[dict[str, Any]]:
-        """``PARAM_SCHEDULERS`` configs for this module's groups."""
+    def scheduler_cfgs(self) -> list[dict[str, Any]]:
+        """``PARAM_SCHEDULERS`` configs for this module's groups (lengths are settings of the
+        module, so that a resume with another ``train_cfg.max_steps`` stays exact)."""
         return []
 
     def camera_overrides(self, batch: dict[str, Any]) -> dict[str, Any]:
