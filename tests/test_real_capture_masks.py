@@ -96,3 +96,35 @@ def test_colmap_masks_dir_reaches_the_batches_and_mismatches_fail(cup_root, tmp_
     (scene / 'masks' / bad).unlink()
     with pytest.raises(DatasetError, match=f'no mask for image {keep[1].name}'):
         ColmapDataset(scene, downscale=8, masks_dir='masks')
+
+
+def test_ngp_mask_path_and_blender_alpha_masks(tmp_path):
+    import json
+
+    from test_datasets_ngp import write_ngp
+
+    from nerfreg.datasets import BlenderDataset, NGPDataset
+    from nerfreg.datasets.procedural import generate_scene
+    root = write_ngp(tmp_path / 'ngp', n=4, size=(40, 30))
+    meta = json.loads((root / 'transforms.json').read_text())
+    (root / 'masks').mkdir()
+    for i, frame in enumerate(meta['frames']):
+        mask = np.full((30, 40), 255, np.uint8)
+        mask[:, :10 + i] = 0
+        cv2.imwrite(str(root / 'masks' / f'{i:03d}.png'), mask)
+        frame['mask_path'] = f'masks/{i:03d}.png'
+    (root / 'transforms.json').write_text(json.dumps(meta))
+    ds = NGPDataset(root, holdout_every=0)
+    assert [int((m[..., 0] == 0).sum()) for m in ds.train.masks] == [
+        30 * (10 + i) for i in range(4)]
+    cv2.imwrite(str(root / 'masks' / '002.png'), np.zeros((31, 40), np.uint8))
+    with pytest.raises(DatasetError, match=r'002\.png is 40x31 but its image .*002\.png is 40x30'):
+        NGPDataset(root, holdout_every=0)
+
+    scene = tmp_path / 'blender'
+    generate_scene(scene, image_size=24, n_train=3, n_val=1, n_test=1, num_points=100)
+    plain = BlenderDataset(scene)
+    masked = BlenderDataset(scene, alpha_mask=True)
+    assert plain.train.masks is None
+    for a, m in zip(masked.train.alphas, masked.train.masks):
+        assert torch.equal(a, m)
