@@ -19,3 +19,14 @@ default_hooks = dict(
 )
 custom_hooks = []
 visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
+
+# Real-capture components (docs/real_captures.md): each section is handed to the model, which
+# builds it from MODELS when `enabled`; switch on with e.g. --cfg-options camera_opt.enabled=True
+camera_opt = dict(  # learnt SE(3) corrections of the training cameras
+    type='CameraOptimizer', enabled=False, mode='SO3xR3', lr=1e-3, final_ratio=0.01,
+    decay_steps=10_000, warmup_steps=0, weight_decay=1e-4)
+appearance = dict(  # per-image affine colour transform of the render (identity at test)
+    type='AffineAppearance', enabled=False, lr=5e-3, final_ratio=0.1, decay_steps=10_000,
+    weight_decay=0.0, center=True)
+depth_loss = dict(  # inverse-depth L1 at the SfM points each training image observed (splats)
+    type='SparseDepthLoss', enabled=False, weight=0.01, min_alpha=0.5)

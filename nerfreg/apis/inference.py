@@ -19,6 +19,7 @@ from mmengine.config import Config
 from ..datasets import BaseSceneDataset, DataPipeline, build_dataset
 from ..engine.checkpoint import load_checkpoint
 from ..engine.interfaces import HasScene, Stateful, StepAware
+from ..engine.sections import hand_config_sections
 from ..registry import DATASETS, MODELS, RENDERERS
 from ..utils import import_plugins, resolve_device
 from ..utils.config import load_config
@@ -101,7 +102,9 @@ def init_model(config: str | Path | Config | dict, checkpoint_or_ply: str | Path
             raise KeyError(f'The config has no `{key}` section; pass the config the model '
                            'was trained with.')
     device = resolve_device(device if device != 'auto' else cfg.get('device', 'auto'))
-    model = MODELS.build(copy.deepcopy(dict(cfg.model))).to(device)
+    model = MODELS.build(copy.deepcopy(dict(cfg.model)))
+    hand_config_sections(model, cfg)  # e.g. camera_opt: sized by the checkpoint
+    model = model.to(device)
     renderer = RENDERERS.build(copy.deepcopy(dict(cfg.renderer)))
     step = 0
     if checkpoint_or_ply is not None:

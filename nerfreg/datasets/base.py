@@ -25,18 +25,21 @@ class DatasetError(ValueError):
 
 @dataclass
 class SceneSplit:
-    """Views of one split: cameras, uint8 RGB images [H,W,3] (CPU), optional alphas [H,W,1]."""
+    """Views of one split: cameras, uint8 RGB images [H,W,3] (CPU), optional alphas and
+    loss masks [H,W,1]."""
 
     cameras: Cameras
     images: list[torch.Tensor]
     alphas: list[torch.Tensor] | None
     names: list[str]
+    masks: list[torch.Tensor] | None = None  # uint8 [H,W,1]: 255 = in the loss, 0 = ignored
 
     def __len__(self) -> int:
         return len(self.names)
 
     def nbytes(self) -> int:
         n = sum(im.numel() for im in self.images)
+        n += sum(m.numel() for m in self.masks) if self.masks else 0
         return n + (sum(a.numel() for a in self.alphas) if self.alphas else 0)
 
 
@@ -167,7 +170,8 @@ class BaseSceneDataset:
 
     def build_splits(self, cameras: Cameras, imgs: list[np.ndarray],
                      alphas: list[np.ndarray | None], names: list[str], holdout_every: int,
-                     val: str = 'auto', val_every: int = 0) -> None:
+                     val: str = 'auto', val_every: int = 0,
+                     masks: list[np.ndarray] | None = None) -> None:
         """Splits by index (``split_indices``): test = every ``holdout_every``-th view.
 
         Val: ``val_every > 0`` holds every ``val_every``-th non-test view out of training
@@ -181,14 +185,14 @@ class BaseSceneDataset:
             raise DatasetError(f'val_every={val_every} carves val from the training views; it '
                                f"cannot be combined with val={val!r} (drop one of the two)")
         train_idx, val_idx, test_idx = split_indices(len(names), holdout_every, val_every)
-        self.train = make_split(cameras, imgs, alphas, names, train_idx)
-        self.test = make_split(cameras, imgs, alphas, names, test_idx)
+        self.train = make_split(cameras, imgs, alphas, names, train_idx, masks)
+        self.test = make_split(cameras, imgs, alphas, names, test_idx, masks)
         if val == 'test':
             self.val = self.test
         elif val == 'train':
             self.val = self.train
         else:
-            self.val = make_split(cameras, imgs, alphas, names, val_idx)
+            self.val = make_split(cameras, imgs, alphas, names, val_idx, masks)
 
     def split_summary(self) -> str:
         """'58 train, 9 val, 10 test' (val named as shared when it is the test/train split)."""
@@ -216,7 +220,8 @@ class BaseSceneDataset:
 
 
 def make_split(cameras: Cameras, images: list[np.ndarray], alphas: list[np.ndarray | None],
-               names: list[str], index: Sequence[int]) -> SceneSplit:
+               names: list[str], index: Sequence[int],
+               masks: list[np.ndarray] | None = None) -> SceneSplit:
     """SceneSplit of the views at ``index`` (numpy uint8 images -> torch tensors)."""
     idx = list(index)
     imgs = [torch.from_numpy(np.ascontiguousarray(images[i])) for i in idx]
@@ -225,4 +230,7 @@ def make_split(cameras: Cameras, images: list[np.ndarray], alphas: list[np.ndarr
     if has_alpha:
         alph = [torch.from_numpy(np.ascontiguousarray(alphas[i])) if alphas[i] is not None
                 else torch.full(images[i].shape[:2] + (1,), 255, dtype=torch.uint8) for i in idx]
-    return SceneSplit(cameras=cameras[idx], images=imgs, alphas=alph, names=[names[i] for i in idx])
+    msk = None if masks is None else [torch.from_numpy(np.ascontiguousarray(masks[i]))
+                                      for i in idx]
+    return SceneSplit(cameras=cameras[idx], images=imgs, alphas=alph,
+                      names=[names[i] for i in idx], masks=msk)

@@ -72,6 +72,8 @@ class BlenderDataset(BaseSceneDataset):
         background: 'white' (default), 'black' or [r, g, b] in 0..1.
         cache / cache_dir / use_prescaled_images: as for ``ColmapDataset`` (a pre-made
             ``<split>_<factor>/`` folder is read only with ``use_prescaled_images=True``).
+        alpha_mask: use each image's alpha as its loss mask too (transparent pixels leave
+            the loss instead of being fitted to the background).
 
     A missing val JSON makes val = test (and a missing test JSON, test = val).
     """
@@ -79,9 +81,10 @@ class BlenderDataset(BaseSceneDataset):
     def __init__(self, data_root: str | Path, downscale: float = 1,
                  background: BackgroundLike = 'white', cache: bool = True,
                  cache_dir: str | Path | None = None,
-                 use_prescaled_images: bool = False) -> None:
+                 use_prescaled_images: bool = False, alpha_mask: bool = False) -> None:
         t0 = time.perf_counter()
         root = self.check_root(data_root, type(self).__name__)
+        self._alpha_mask = bool(alpha_mask)
         self.data_root, self.downscale = root, float(downscale)
         self.background = parse_background(background)
         bg = self.background.numpy()
@@ -144,4 +147,8 @@ class BlenderDataset(BaseSceneDataset):
         ia = np.array(intr, dtype=np.float64)
         cams = Cameras.from_opengl_c2w(np.stack(c2ws), fx=ia[:, 0], fy=ia[:, 1], cx=ia[:, 2],
                                        cy=ia[:, 3], width=ia[:, 4], height=ia[:, 5], names=names)
-        return make_split(cams, imgs, alphas, names, range(len(names)))
+        masks = None
+        if self._alpha_mask:
+            masks = [a if a is not None else np.full(im.shape[:2] + (1,), 255, np.uint8)
+                     for im, a in zip(imgs, alphas)]
+        return make_split(cams, imgs, alphas, names, range(len(names)), masks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from .base import (
 from .cache import ImageCache
 from .colmap_io import ColmapCamera, ColmapFormatError, read_model
 from .image_io import load_views, scale_tag
+from .masks import find_mask, load_mask
 
 #: Models used as they are (pinhole).
 PINHOLE_MODELS = ('SIMPLE_PINHOLE', 'PINHOLE')
@@ -56,6 +58,22 @@ def colmap_intrinsics(cam: ColmapCamera, source: Path | str = '') -> tuple[
         'image_undistorter (or choose one of these models).')
 
 
+def observed_points(entries: list, points: Any, world_transform: torch.Tensor
+                    ) -> dict[str, torch.Tensor]:
+    """``{image name: [K,3]}`` world positions (in the dataset's frame) of the 3D points each
+    image observed (what sparse depth supervision compares against)."""
+    if not len(points):
+        return {}
+    row = {int(i): r for r, i in enumerate(points.ids)}
+    tf = world_transform.double().numpy()
+    xyz = points.xyz @ tf[:3, :3].T + tf[:3, 3]
+    out = {}
+    for im in entries:
+        rows = [row[int(i)] for i in im.point3D_ids if int(i) in row]
+        out[im.name] = torch.from_numpy(xyz[rows]).float()
+    return out
+
+
 @DATASETS.register_module()
 class ColmapDataset(BaseSceneDataset):
     """A COLMAP scene: ``<data_root>/images/`` and ``<data_root>/sparse/0/``.
@@ -79,6 +97,8 @@ class ColmapDataset(BaseSceneDataset):
         max_points: keep at most this many sparse points (random, seeded); None keeps all.
         cache: keep derived (downscaled / undistorted) images in the cache.
         cache_dir: cache root (default ``$NERFREG_CACHE_DIR`` or ``~/.cache/nerfreg``).
+        masks_dir: folder under ``data_root`` with a loss mask per image (same file name,
+            any common image extension; 0 = ignore the pixel), see ``datasets/masks.py``.
     """
 
     def __init__(self, data_root: str | Path, images_dir: str = 'images',
@@ -87,7 +107,7 @@ class ColmapDataset(BaseSceneDataset):
                  auto_orient: bool = False, auto_scale: bool = False,
                  max_points: int | None = None, cache: bool = True,
                  cache_dir: str | Path | None = None,
-                 use_prescaled_images: bool = False) -> None:
+                 use_prescaled_images: bool = False, masks_dir: str | None = None) -> None:
         t0 = time.perf_counter()
         root = self.check_root(data_root, 'ColmapDataset')
         self.data_root, self.downscale = root, float(downscale)
@@ -149,7 +169,20 @@ class ColmapDataset(BaseSceneDataset):
         cameras, imgs, alphas = load_views(root, images_dir, names, cameras, self.downscale,
                                            fisheye=[r[5] for r in rows], cache=self.image_cache,
                                            prescaled=use_prescaled_images)
-        self.build_splits(cameras, imgs, alphas, names, holdout_every, val, val_every)
+        masks = None
+        if masks_dir:
+            if any(np.any(r[4] != 0) for r in rows):
+                raise DatasetError(f'ColmapDataset: masks_dir={masks_dir!r} with distorted '
+                                   'cameras is not supported (undistort the scene first)')
+            folder = root / masks_dir
+            if not folder.is_dir():
+                raise DatasetError(f'ColmapDataset: masks_dir {folder} does not exist')
+            masks = [load_mask(find_mask(folder, name), root / images_dir / name,
+                               (int(cams[im.camera_id].width), int(cams[im.camera_id].height)),
+                               (im_arr.shape[1], im_arr.shape[0]))
+                     for name, im, im_arr in zip(names, entries, imgs)]
+        self.observed_points = observed_points(entries, points, self.world_transform)
+        self.build_splits(cameras, imgs, alphas, names, holdout_every, val, val_every, masks)
         self._set_normalisation()
         mb = sum(s.nbytes() for s in {id(s): s for s in (self.train, self.val, self.test)}
                  .values()) / 2**20

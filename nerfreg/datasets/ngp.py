@@ -20,6 +20,7 @@ from .base import BackgroundLike, BaseSceneDataset, DatasetError, natural_key, p
 from .blender import frame_c2w, read_json, resolve_frame_file
 from .cache import ImageCache
 from .image_io import composite, load_views, read_image
+from .masks import load_mask
 
 _INTR_KEYS = ('fl_x', 'fl_y', 'cx', 'cy', 'w', 'h', 'camera_angle_x', 'camera_angle_y', 'k1',
               'k2', 'k3', 'k4', 'p1', 'p2', 'camera_model', 'is_fisheye')
@@ -94,7 +95,20 @@ class NGPDataset(BaseSceneDataset):
                                            cache=self.image_cache, prescaled=use_prescaled_images)
         bg = self.background.numpy()
         imgs = [composite(im, a, bg) for im, a in zip(imgs, alphas)]
-        self.build_splits(cameras, imgs, alphas, names, holdout_every, val, val_every)
+        masks = None
+        if any('mask_path' in fr for _, fr, _ in frames):  # nerfstudio's per-frame loss masks
+            if dist.any():
+                raise DatasetError(f'{path}: mask_path with distorted cameras is not supported '
+                                   '(undistort the frames first)')
+            masks = []
+            for (file, fr, _), im, row in zip(frames, imgs, rows):
+                mask_file = resolve_frame_file(path.parent, str(fr.get('mask_path', '')))
+                if 'mask_path' not in fr or mask_file is None:
+                    raise DatasetError(f'{path}: frame {file.name} has no readable mask_path '
+                                       f'({fr.get("mask_path")!r}); give every frame one')
+                masks.append(load_mask(mask_file, file, (int(row['w']), int(row['h'])),
+                                       (im.shape[1], im.shape[0])))
+        self.build_splits(cameras, imgs, alphas, names, holdout_every, val, val_every, masks)
         self.points, self.points_rgb = None, None
         self._set_normalisation()
         print_log(f'NGPDataset {path}: {len(frames)} of {len(meta["frames"])} frames '

@@ -136,7 +136,8 @@ class DataPipeline:
         dev = self.image_device
         return dict(split=split, cameras=split.cameras.to(self.device),
                     images=[im.to(dev) for im in split.images],
-                    alphas=None if split.alphas is None else [a.to(dev) for a in split.alphas])
+                    alphas=None if split.alphas is None else [a.to(dev) for a in split.alphas],
+                    masks=None if split.masks is None else [m.to(dev) for m in split.masks])
 
     # ---- order ----------------------------------------------------------------------------
     def _perm(self, epoch: int) -> torch.Tensor:
@@ -192,10 +193,13 @@ class DataPipeline:
         images = torch.stack([store['images'][i] for i in idx]).to(self.device)
         batch = dict(image=images.float().div_(255.0), camera=cams, viewmats=cams.viewmats(),
                      Ks=cams.Ks(), width=width, height=height, name=list(cams.names),
-                     index=index.to(self.device))
+                     index=index.to(self.device), split=split)
         if store['alphas'] is not None:
             alphas = torch.stack([store['alphas'][i] for i in idx]).to(self.device)
             batch['alpha'] = alphas.float().div_(255.0)
+        if store['masks'] is not None:  # loss weights: 1 = use the pixel, 0 = ignore it
+            masks = torch.stack([store['masks'][i] for i in idx]).to(self.device)
+            batch['mask'] = masks.float().div_(255.0)
         return batch
 
     @staticmethod

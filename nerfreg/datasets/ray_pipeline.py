@@ -30,7 +30,8 @@ from .pipeline import DataPipeline, build_dataset
 @DATASETS.register_module()
 class RayPipeline:
     """Ray batches: ``rays_o [R,3]``, ``rays_d [R,3]`` (unit), ``image [R,3]`` float,
-    ``alpha [R,1]`` (when the source has alpha), ``cam_index [R]``, ``pixel [R,2]``."""
+    ``alpha [R,1]`` (when the source has alpha), ``mask [R,1]`` (loss masks),
+    ``cam_index [R]``, ``pixel [R,2]``, ``split='train'``."""
 
     def __init__(self, rays_per_step: int = 4096, device: str | torch.device = 'cpu',
                  seed: int = 0, rank: int = 0, world_size: int = 1, image_device: str = 'cpu',
@@ -64,6 +65,8 @@ class RayPipeline:
         self.pixels = torch.cat([im.reshape(-1, 3) for im in train.images])
         self.alphas = (None if train.alphas is None else
                        torch.cat([a.reshape(-1, 1) for a in train.alphas]))
+        self.masks = (None if train.masks is None else
+                      torch.cat([m.reshape(-1, 1) for m in train.masks]))
         if self.pixels.shape[0] == 0:
             raise DatasetError(f'{type(dataset).__name__}: the train images are empty')
 
@@ -81,9 +84,11 @@ class RayPipeline:
         origins, dirs = pixel_rays(self.cameras, 0, 0, pix.to(dev), cam.to(dev))
         batch = dict(rays_o=origins.float(), rays_d=dirs.float(),
                      image=self.pixels[flat].to(dev).float().div_(255.0),
-                     cam_index=cam.to(dev), pixel=pix.to(dev))
+                     cam_index=cam.to(dev), pixel=pix.to(dev), split='train')
         if self.alphas is not None:
             batch['alpha'] = self.alphas[flat].to(dev).float().div_(255.0)
+        if self.masks is not None:
+            batch['mask'] = self.masks[flat].to(dev).float().div_(255.0)
         return batch
 
     # ---- whole views --------------------------------------------------------------------

@@ -135,6 +135,17 @@ def target_image(model: Any, render_results: dict, batch: dict) -> Any:
     return batch['image']
 
 
+@runtime_checkable
+class TakesConfigSections(Protocol):
+    """A model that takes the top-level config sections it names (``engine/sections.py``)."""
+
+    config_sections: tuple[str, ...]
+
+    def take_config_sections(self, sections: dict, scene: Any = None) -> None: ...
+
+    def section_schedulers(self) -> list[dict]: ...
+
+
 def require(obj: Any, protocol: type, key: str) -> None:
     """Raise a ``TypeError`` naming the config section and the missing methods when ``obj``
     does not satisfy ``protocol``."""
@@ -152,4 +163,4 @@ def require(obj: Any, protocol: type, key: str) -> None:
 __all__ = ['DataPipelineProtocol', 'ModelProtocol', 'RendererProtocol', 'OptimizerProtocol',
            'MetricProvider', 'Stateful', 'HasScene', 'SceneInitialised', 'StepAware',
            'ViewSplitter', 'ResultConcatenator', 'GradientResettable', 'TargetProvider',
-           'require', 'target_image']
+           'TakesConfigSections', 'require', 'target_image']

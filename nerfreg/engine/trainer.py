@@ -50,6 +50,7 @@ from .interfaces import (
 )
 from .interrupt import InterruptHandler
 from .nan_guard import NaNGuard
+from .sections import as_list, hand_config_sections, section_schedulers
 
 _instance_counter = 0
 
@@ -169,6 +170,7 @@ class DefaultTrainer:
     def build_model(self, cfg: dict | None) -> torch.nn.Module:
         model = self.build_component(MODELS, cfg, 'model')
         require(model, ModelProtocol, 'model')
+        hand_config_sections(model, self.cfg, self.scene)  # e.g. camera_opt, appearance
         if self.scene is not None and isinstance(model, SceneInitialised):
             model.setup(self.scene)
         return model.to(self.device)
@@ -181,9 +183,7 @@ class DefaultTrainer:
         return optimizer
 
     def build_param_schedulers(self, cfgs: Iterable[dict] | dict | None) -> list:
-        if not cfgs:
-            return []
-        cfgs = [cfgs] if isinstance(cfgs, dict) else list(cfgs)
+        cfgs = as_list(cfgs) + section_schedulers(self.model)
         return [self.build_component(PARAM_SCHEDULERS, c, 'param_scheduler',
                                      optimizer=self.optimizer) for c in cfgs]
 

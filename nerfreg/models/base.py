@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Union
 
+import torch
 from torch import Tensor, nn
+
+from nerfreg.registry import MODELS
+
+from .scene_modules import SceneModule
 
 BackgroundSpec = Union[str, Sequence[float]]
 _NAMED_BACKGROUNDS = {'black': (0.0, 0.0, 0.0), 'white': (1.0, 1.0, 1.0)}
@@ -27,7 +32,71 @@ def parse_background(spec: BackgroundSpec) -> tuple[float, float, float] | str:
 
 
 class BaseModel(nn.Module):
-    """Trainer-facing model interface (see docs/architecture.md, "Model")."""
+    """Trainer-facing model interface (see docs/architecture.md, "Model").
+
+    ``config_sections`` names the top-level config sections the model takes; the trainer
+    hands them to ``take_config_sections``, which builds the enabled ones (``MODELS``) as
+    scene modules (``nerfreg.models.scene_modules``) in ``self.scene_modules``.
+    """
+
+    config_sections: tuple[str, ...] = ('camera_opt', 'appearance', 'depth_loss')
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scene_modules = nn.ModuleDict()
+
+    # ------------------------------------------------------------------ scene modules
+    def take_config_sections(self, sections: dict[str, Any], scene: Any = None) -> None:
+        """Build every section whose ``enabled`` is true (``type`` + settings) and size it
+        from ``scene`` (when given; otherwise a checkpoint load sizes it)."""
+        for name in self.config_sections:
+            cfg = dict(sections.get(name) or {})
+            if not cfg.pop('enabled', False):
+                continue
+            if 'type' not in cfg:
+                raise KeyError(f'config section `{name}` is enabled but has no `type`')
+            module = MODELS.build(cfg)
+            if not isinstance(module, SceneModule):
+                raise TypeError(f'{name}.type={cfg["type"]!r} builds {type(module).__name__}, '
+                                'which is not a SceneModule')
+            if scene is not None:
+                module.setup(scene)
+            self.scene_modules[name] = module.to(self._module_device())
+
+    def _module_device(self) -> torch.device:
+        tensor = next(iter(self.buffers()), None)
+        tensor = next(iter(self.parameters()), None) if tensor is None else tensor
+        return tensor.device if tensor is not None else torch.device('cpu')
+
+    def extra_param_groups(self) -> list[dict[str, Any]]:
+        """Optimizer param groups of the scene modules (each with its own ``name``)."""
+        return [g for m in self.scene_modules.values() for g in m.param_groups()]
+
+    def section_schedulers(self) -> list[dict[str, Any]]:
+        """``PARAM_SCHEDULERS`` configs the scene modules ask for."""
+        return [c for m in self.scene_modules.values() for c in m.scheduler_cfgs()]
+
+    def camera_overrides(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Corrected cameras (``viewmats``, ``camera`` or rays) for the renderer."""
+        out: dict[str, Any] = {}
+        for module in self.scene_modules.values():
+            out.update(module.camera_overrides({**batch, **out}))
+        return out
+
+    def transform_rgb(self, rgb: Tensor, batch: dict[str, Any]) -> Tensor:
+        """Rendered colours as this view's photo saw them (per-image appearance)."""
+        for module in self.scene_modules.values():
+            rgb = module.transform_rgb(rgb, batch)
+        return rgb
+
+    def scene_module_losses(self, render_results: dict[str, Any], batch: dict[str, Any]
+                            ) -> dict[str, Tensor]:
+        """Loss terms of the scene modules (added to ``loss`` by the model)."""
+        overrides = self.camera_overrides(batch) if self.scene_modules else {}
+        out: dict[str, Tensor] = {}
+        for module in self.scene_modules.values():
+            out.update(module.loss_terms(render_results, batch, overrides))
+        return out
 
     def setup(self, scene: Any) -> None:
         """Initialise parameters from the scene dataset."""

@@ -14,7 +14,7 @@ from nerfreg.registry import MODELS
 
 from .base import BackgroundSpec, BaseModel
 from .init import knn_mean_sq_dist, rgb_to_sh0
-from .losses import l1_ssim_loss
+from .losses import l1_ssim_loss, masked_l1_ssim_loss
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,8 @@ class GaussianSplatting(BaseModel):
             opacities=torch.sigmoid(p['opacities']),
             colors=torch.cat([p['sh0'], p['shN']], dim=1),
             sh_degree=self.active_sh_degree(step),
-            backgrounds=self._backgrounds(n_views, p['means'].device), **self.render_requests)
+            backgrounds=self._backgrounds(n_views, p['means'].device), **self.render_requests,
+            **self.camera_overrides(batch))
 
     def target_image(self, render_results: dict[str, Any], batch: dict[str, Any]) -> Tensor:
         """Ground truth on the background used for the render ``[B,H,W,3]``."""
@@ -205,8 +206,11 @@ class GaussianSplatting(BaseModel):
                       batch: dict[str, Any]) -> dict[str, Tensor]:
         """``loss = (1-l) L1 + l (1-SSIM)`` (+ optional regularisers)."""
         target = self.target_image(render_results, batch)
-        losses = l1_ssim_loss(render_results['rgb'], target, self.ssim_lambda,
-                              fused=self.fused_loss)
+        rgb = self.transform_rgb(render_results['rgb'], batch)
+        if batch.get('mask') is not None:  # loss masks: ignored pixels leave the loss
+            losses = masked_l1_ssim_loss(rgb, target, batch['mask'], self.ssim_lambda)
+        else:
+            losses = l1_ssim_loss(rgb, target, self.ssim_lambda, fused=self.fused_loss)
         if self.opacity_reg > 0:
             losses['opacity_reg'] = self.opacity_reg * torch.sigmoid(
                 self.params['opacities']).mean()
@@ -217,6 +221,9 @@ class GaussianSplatting(BaseModel):
         for name, term in self.loss_terms.items():
             losses[name] = term(self.params)
             losses['loss'] = losses['loss'] + losses[name]
+        for name, term in self.scene_module_losses(render_results, batch).items():
+            losses[name] = term
+            losses['loss'] = losses['loss'] + term
         return losses
 
     def get_optimizer_dict(self, loss_dict: dict[str, Tensor], render_results: dict[str, Any],
@@ -232,7 +239,8 @@ class GaussianSplatting(BaseModel):
     def get_metric_dict(self, render_results: dict[str, Any],
                         batch: dict[str, Any]) -> dict[str, Tensor]:
         """Per-view ``psnr [B]`` and ``ssim [B]`` of the clamped render."""
-        return view_metrics(render_results['rgb'], self.target_image(render_results, batch))
+        return view_metrics(self.transform_rgb(render_results['rgb'], batch),
+                            self.target_image(render_results, batch))
 
     # ------------------------------------------------------------------ checkpoints
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True,

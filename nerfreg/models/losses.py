@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nerfreg.metrics.functional import ssim
+from nerfreg.metrics.functional import ssim, ssim_map
 
 
 def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -53,4 +53,20 @@ def l1_ssim_loss(pred: Tensor, target: Tensor, ssim_lambda: float = 0.2,
     else:
         l1 = l1_loss(pred, target)
         dssim = ssim_loss(pred, target)
+    return {'loss': (1.0 - ssim_lambda) * l1 + ssim_lambda * dssim, 'l1': l1, 'dssim': dssim}
+
+
+def masked_l1_ssim_loss(pred: Tensor, target: Tensor, mask: Tensor,
+                        ssim_lambda: float = 0.2) -> dict[str, Tensor]:
+    """:func:`l1_ssim_loss` over the pixels a loss mask ``[B,H,W,1]`` keeps (weights 0..1).
+
+    Masked pixels are zeroed in both images before SSIM, so neither image's content there
+    changes the loss; both terms are means over the kept pixels. An all-ones mask gives the
+    torch reference of :func:`l1_ssim_loss`.
+    """
+    w = mask.to(pred.dtype)
+    kept = (w.sum() * pred.shape[-1]).clamp_min(1e-8)
+    l1 = ((pred - target).abs() * w).sum() / kept
+    smap = ssim_map(pred * w, target * w, padding='same')  # [B,C,H,W]
+    dssim = 1.0 - (smap * w.permute(0, 3, 1, 2)).sum() / kept
     return {'loss': (1.0 - ssim_lambda) * l1 + ssim_lambda * dssim, 'l1': l1, 'dssim': dssim}

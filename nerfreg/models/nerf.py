@@ -27,6 +27,14 @@ from .field_occupancy import OccupancyGrid
 logger = logging.getLogger(__name__)
 
 
+def _leading_rays(batch: dict[str, Any], n: int) -> dict[str, Any]:
+    """A ray batch cut to the ``n`` leading rays the renderer kept (views: unchanged)."""
+    if 'rays_o' not in batch or int(batch['rays_o'].shape[0]) == n:
+        return batch
+    return {k: v[:n] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == len(
+        batch['rays_o']) else v for k, v in batch.items()}
+
+
 @MODELS.register_module()
 class InstantNGP(BaseModel):
     """Hash-grid radiance field trained on ray batches (``RayPipeline``).
@@ -199,7 +207,7 @@ class InstantNGP(BaseModel):
         return dict(query=self.query, ray_range=self.ray_range, grid=self.grid.binary,
                     spec=self.spec, max_samples=self.max_samples, t_min=self.t_min,
                     backend=self.backend, jitter=self.training,
-                    backgrounds=self._backgrounds(n, device))
+                    backgrounds=self._backgrounds(n, device), **self.camera_overrides(batch))
 
     def target_image(self, render_results: dict[str, Any], batch: dict[str, Any]) -> Tensor:
         """Ground truth re-composited on the render's background (views or rays)."""
@@ -220,14 +228,24 @@ class InstantNGP(BaseModel):
                       batch: dict[str, Any]) -> dict[str, Tensor]:
         """Mean squared colour error over the rendered rays."""
         target = self.target_image(render_results, batch)
-        mse = torch.mean((render_results['rgb'] - target) ** 2)
         n = render_results['rgb'].shape[0]
-        return {'loss': mse, 'mse': mse.detach(),
-                'psnr': -10.0 * torch.log10(mse.detach().clamp_min(1e-10)),
-                'samples_per_ray': torch.tensor(
-                    float(render_results['meta']['n_samples']) / max(1, n)),
-                'rays': torch.tensor(float(n)),
-                'occupancy': torch.tensor(self.grid.occupied_fraction())}
+        rgb = self.transform_rgb(render_results['rgb'], _leading_rays(batch, n))
+        mask = _leading_rays(batch, n).get('mask')
+        if mask is None:
+            mse = torch.mean((rgb - target) ** 2)
+        else:  # loss masks: ignored rays leave the loss
+            mse = ((rgb - target) ** 2 * mask).sum() / (mask.sum() * 3).clamp_min(1e-8)
+        losses = {'loss': mse, 'mse': mse.detach(),
+                  'psnr': -10.0 * torch.log10(mse.detach().clamp_min(1e-10)),
+                  'samples_per_ray': torch.tensor(
+                      float(render_results['meta']['n_samples']) / max(1, n)),
+                  'rays': torch.tensor(float(n)),
+                  'occupancy': torch.tensor(self.grid.occupied_fraction())}
+        for name, term in self.scene_module_losses(render_results,
+                                                   _leading_rays(batch, n)).items():
+            losses[name] = term
+            losses['loss'] = losses['loss'] + term
+        return losses
 
     def get_optimizer_dict(self, loss_dict: dict[str, Tensor], render_results: dict[str, Any],
                            batch: dict[str, Any], step: int) -> dict[str, Any]:
@@ -240,7 +258,8 @@ class InstantNGP(BaseModel):
     def get_metric_dict(self, render_results: dict[str, Any],
                         batch: dict[str, Any]) -> dict[str, Tensor]:
         """Per-view ``psnr [B]`` and ``ssim [B]`` of the clamped render."""
-        return view_metrics(render_results['rgb'], self.target_image(render_results, batch))
+        return view_metrics(self.transform_rgb(render_results['rgb'], batch),
+                            self.target_image(render_results, batch))
 
     # ------------------------------------------------------------------ checkpoints
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True,

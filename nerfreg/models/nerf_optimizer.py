@@ -2,7 +2,8 @@
 
 Models with a fixed set of parameters (no structure updates) register it; the groups are
 ``encoding`` (parameters named ``*tables*``: no weight decay, eps 1e-15 as instant-ngp) and
-``mlp`` (everything else, a small weight decay), so ``PARAM_SCHEDULERS`` can address them.
+``mlp`` (everything else, a small weight decay), so ``PARAM_SCHEDULERS`` can address them;
+the model's ``extra_param_groups()`` (scene modules) are added as they come.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ class FieldOptimizer:
                  betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-15,
                  weight_decay: float = 1e-6, scene_extent: float = 1.0) -> None:  # noqa: ARG002
         self.model = model
-        enc = [p for n, p in model.named_parameters() if 'tables' in n]
-        mlp = [p for n, p in model.named_parameters() if 'tables' not in n]
+        extra = list(getattr(model, 'extra_param_groups', list)())
+        taken = {id(p) for g in extra for p in g['params']}
+        own = [(n, p) for n, p in model.named_parameters() if id(p) not in taken]
+        enc = [p for n, p in own if 'tables' in n]
+        mlp = [p for n, p in own if 'tables' not in n]
         groups = [dict(params=enc, name='encoding', weight_decay=0.0),
                   dict(params=mlp, name='mlp', weight_decay=float(weight_decay),
-                       lr=float(mlp_lr if mlp_lr is not None else lr))]
+                       lr=float(mlp_lr if mlp_lr is not None else lr))] + extra
         self.optimizer = torch.optim.Adam([g for g in groups if g['params']], lr=float(lr),
                                           betas=tuple(betas), eps=float(eps))
 

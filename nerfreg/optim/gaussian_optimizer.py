@@ -58,11 +58,13 @@ class GaussianOptimizer:
             if name == 'means' and scale_means_lr:
                 value = value * self.scene_extent
             groups.append(dict(params=[param], lr=value, initial_lr=value, name=name))
+        # groups of the model's other learnt parts (e.g. scene modules: pose corrections)
+        groups += list(getattr(model, 'extra_param_groups', list)())
         if fused not in (True, False, 'auto'):
             raise ValueError(f"GaussianOptimizer: fused must be True, False or 'auto', got "
                              f'{fused!r}')
         if fused == 'auto':
-            fused = all(p.device.type == 'cpu' for p in model.params.values())
+            fused = all(p.device.type == 'cpu' for g in groups for p in g['params'])
         self.fused = bool(fused)
         self.optimizer = torch.optim.Adam(groups, lr=0.0, eps=eps, betas=tuple(betas),
                                           fused=self.fused or None)
@@ -127,6 +129,8 @@ class GaussianOptimizer:
         a different N). Adam state is carried over when the shape is unchanged.
         """
         for group in self.param_groups:
+            if group['name'] not in self.model.params:  # an extra group: fixed size
+                continue
             current = self.model.params[group['name']]
             old = group['params'][0]
             if old is current:

@@ -18,7 +18,8 @@ class GaussianSplatRenderer:
     """``renderer(render_inputs, batch) -> {'rgb', 'alpha', 'depth', 'meta', 'backgrounds'}``.
 
     ``render_inputs`` come from the model's ``forward`` (activated Gaussians, SH degree,
-    backgrounds); cameras (``viewmats``, ``Ks``, ``width``, ``height``) from the batch.
+    backgrounds); cameras (``viewmats``, ``Ks``, ``width``, ``height``) from the batch, unless
+    ``render_inputs`` carries corrected ``viewmats`` (the model's camera corrections).
     ``rgb`` is absent in depth-only modes and ``depth`` in 'RGB'.
 
     ``rasterize_mode``: 'classic' or 'antialiased' (gsplat's names; see
@@ -49,7 +50,8 @@ class GaussianSplatRenderer:
         colors, alphas, meta = rasterization(
             means=render_inputs['means'], quats=render_inputs['quats'],
             scales=render_inputs['scales'], opacities=render_inputs['opacities'],
-            colors=render_inputs['colors'], viewmats=batch['viewmats'], Ks=batch['Ks'],
+            colors=render_inputs['colors'],
+            viewmats=render_inputs.get('viewmats', batch['viewmats']), Ks=batch['Ks'],
             width=int(batch['width']), height=int(batch['height']),
             sh_degree=render_inputs.get('sh_degree'), near_plane=self.near_plane,
             far_plane=self.far_plane, backgrounds=backgrounds, render_mode=mode,

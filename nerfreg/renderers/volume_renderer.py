@@ -2,7 +2,8 @@
 
 Takes either a ray batch (``rays_o``, ``rays_d``: from ``RayPipeline`` during training) or
 whole views (``camera``, ``width``, ``height``: validation, test, videos), which it renders
-in chunks of ``chunk_size`` rays so that memory stays bounded.
+in chunks of ``chunk_size`` rays so that memory stays bounded. ``rays_o``/``rays_d`` or
+``camera`` in the render inputs (the model's camera corrections) replace the batch's.
 """
 
 from __future__ import annotations
@@ -103,13 +104,15 @@ class VolumeRenderer:
         bgs = render_inputs['backgrounds']
         if 'rays_o' in batch:
             budget = self.train_sample_budget if render_inputs.get('jitter') else None
-            out = self.render_rays(render_inputs, batch['rays_o'], batch['rays_d'], bgs,
+            out = self.render_rays(render_inputs, render_inputs.get('rays_o', batch['rays_o']),
+                                   render_inputs.get('rays_d', batch['rays_d']), bgs,
                                    budget=budget)
             n = out.pop('n_samples')
             out['backgrounds'] = bgs[:out['rgb'].shape[0]]
             out['meta'] = dict(n_samples=n, n_rays=int(out['rgb'].shape[0]))
             return out
-        cams, width, height = batch['camera'], int(batch['width']), int(batch['height'])
+        cams = render_inputs.get('camera', batch['camera'])
+        width, height = int(batch['width']), int(batch['height'])
         views, total = [], 0
         for b in range(len(cams)):
             origins, dirs = pixel_rays(cams[[b]], width, height)

@@ -1,0 +1,153 @@
+"""``CameraOptimizer`` (``MODELS``, config section ``camera_opt``): learnable pose corrections
+of the training cameras.
+
+Each training camera ``i`` gets a 6-vector ``delta[i] = (omega, v)`` (zero at the start)
+that defines a rigid correction ``D_i`` applied in the camera's own frame:
+``c2w' = c2w @ D_i``, i.e. ``w2c' = D_i^-1 @ w2c``. ``omega`` is an axis-angle rotation
+(radians); ``v`` a translation in units of the scene extent. Two parameterisations:
+
+- ``'SO3xR3'``: ``R = exp([omega]_x)``, ``t = v * extent`` (rotation and translation
+  decoupled, as nerfstudio's default);
+- ``'SE3'``: ``D = exp([[omega]_x, v * extent; 0, 0])`` (the screw motion).
+
+Both use ``torch.linalg.matrix_exp`` (exact, differentiable). Corrections reach the renderers
+as corrected ``viewmats`` (splats), ``camera`` (whole views of fields) or ray origins and
+directions (ray batches), so no renderer knows about them. Held-out views keep their
+recorded poses (see docs/real_captures.md for the gauge).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from nerfreg.registry import MODELS
+
+from .scene_modules import SceneModule, is_training_view, training_indices
+
+MODES = ('SO3xR3', 'SE3')
+
+
+def skew(w: Tensor) -> Tensor:
+    """``[..., 3] -> [..., 3, 3]`` cross-product matrices."""
+    zero = torch.zeros_like(w[..., 0])
+    return torch.stack([
+        torch.stack([zero, -w[..., 2], w[..., 1]], -1),
+        torch.stack([w[..., 2], zero, -w[..., 0]], -1),
+        torch.stack([-w[..., 1], w[..., 0], zero], -1)], -2)
+
+
+def correction_matrices(delta: Tensor, mode: str = 'SO3xR3', trans_scale: float = 1.0
+                        ) -> Tensor:
+    """Rigid transforms ``[N,4,4]`` of 6-vectors ``delta [N,6]`` (``omega``, ``v``)."""
+    if mode not in MODES:
+        raise ValueError(f'camera_opt.mode must be one of {MODES}, got {mode!r}')
+    omega, v = delta[:, :3], delta[:, 3:] * trans_scale
+    n = delta.shape[0]
+    if mode == 'SE3':
+        twist = torch.zeros(n, 4, 4, dtype=delta.dtype, device=delta.device)
+        twist[:, :3, :3] = skew(omega)
+        twist[:, :3, 3] = v
+        return torch.linalg.matrix_exp(twist)
+    out = torch.zeros(n, 4, 4, dtype=delta.dtype, device=delta.device)
+    out[:, :3, :3] = torch.linalg.matrix_exp(skew(omega))
+    out[:, :3, 3] = v
+    out[:, 3, 3] = 1.0
+    return out
+
+
+def invert_rigid(m: Tensor) -> Tensor:
+    """Inverse of rigid transforms ``[N,4,4]``."""
+    rt = m[:, :3, :3].transpose(1, 2)
+    out = torch.zeros_like(m)
+    out[:, :3, :3] = rt
+    out[:, :3, 3] = -(rt @ m[:, :3, 3:])[..., 0]
+    out[:, 3, 3] = 1.0
+    return out
+
+
+@MODELS.register_module()
+class CameraOptimizer(SceneModule):
+    """Per-training-camera SE(3) corrections (see the module docstring).
+
+    Args:
+        mode: 'SO3xR3' | 'SE3'.
+        lr: Adam learning rate of the corrections (group ``camera_opt``).
+        final_ratio, decay_steps: the lr decays log-linearly to ``lr * final_ratio`` over
+            ``decay_steps`` steps (set it to the run's length).
+        warmup_steps: the lr rises linearly from 0 over these first steps (lets the scene
+            settle before the poses move).
+        weight_decay: Adam weight decay pulling every correction toward zero (this also
+            fixes the gauge softly: see docs/real_captures.md).
+        eps: Adam epsilon of the group.
+    """
+
+    def __init__(self, mode: str = 'SO3xR3', lr: float = 1e-3, final_ratio: float = 0.01,
+                 decay_steps: int = 10_000, warmup_steps: int = 0, weight_decay: float = 1e-4,
+                 eps: float = 1e-8) -> None:
+        super().__init__()
+        self.decay_steps = max(1, int(decay_steps))
+        if mode not in MODES:
+            raise ValueError(f'camera_opt.mode must be one of {MODES}, got {mode!r}')
+        self.mode = mode
+        self.lr, self.final_ratio = float(lr), float(final_ratio)
+        self.warmup_steps = int(warmup_steps)
+        self.weight_decay, self.eps = float(weight_decay), float(eps)
+        self.delta = nn.Parameter(torch.zeros(0, 6))
+        # camera-to-world rotations of the training cameras (to turn corrections of ray
+        # batches into world space) and the translation unit
+        self.register_buffer('c2w_rot', torch.zeros(0, 3, 3))
+        self.register_buffer('extent', torch.ones(()))
+
+    @torch.no_grad()
+    def setup(self, scene: Any) -> None:
+        cams = scene.train.cameras
+        self.delta = nn.Parameter(torch.zeros(len(cams), 6))
+        self.c2w_rot = cams.R.float().transpose(1, 2).cpu().clone()
+        self.extent = torch.tensor(float(getattr(scene, 'scene_extent', 1.0) or 1.0))
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [dict(name='camera_opt', params=[self.delta], lr=self.lr, initial_lr=self.lr,
+                     weight_decay=self.weight_decay, eps=self.eps)]
+
+    def scheduler_cfgs(self) -> list[dict[str, Any]]:
+        return [dict(type='ExponentialDecayLR', groups=['camera_opt'],
+                     max_steps=self.decay_steps, final_ratio=self.final_ratio,
+                     delay_steps=self.warmup_steps, delay_mult=0.0)]
+
+    def matrices(self, index: Tensor | None = None) -> Tensor:
+        """Corrections ``D [N,4,4]`` of the training cameras ``index`` (all: None)."""
+        delta = self.delta if index is None else self.delta[index]
+        return correction_matrices(delta, self.mode, self.extent.to(delta.dtype))
+
+    @torch.no_grad()
+    def corrected_cameras(self, cameras: Any) -> Any:
+        """The training ``Cameras`` with the learnt corrections applied (all of them)."""
+        inv = invert_rigid(self.matrices().to(cameras.R.device, cameras.R.dtype))
+        rot = inv[:, :3, :3] @ cameras.R
+        t = (inv[:, :3, :3] @ cameras.t[..., None])[..., 0] + inv[:, :3, 3]
+        return replace(cameras, R=rot, t=t)
+
+    def camera_overrides(self, batch: dict[str, Any]) -> dict[str, Any]:
+        if not is_training_view(batch) or self.delta.shape[0] == 0:
+            return {}
+        index = training_indices(batch)
+        d = self.matrices(index)
+        if 'rays_o' in batch:  # o' = o + R_c t_D ; d' = R_c R_D R_c^T d
+            rc = self.c2w_rot[index].to(d.dtype)
+            dirs = (rc @ (d[:, :3, :3] @ (rc.transpose(1, 2) @ batch['rays_d'][..., None])))
+            origins = batch['rays_o'] + (rc @ d[:, :3, 3:])[..., 0]
+            return dict(rays_o=origins, rays_d=dirs[..., 0])
+        inv = invert_rigid(d)
+        viewmats = inv @ batch['viewmats']
+        out: dict[str, Any] = dict(viewmats=viewmats)
+        cam = batch.get('camera')
+        if cam is not None:
+            out['camera'] = replace(cam, R=viewmats[:, :3, :3], t=viewmats[:, :3, 3])
+        return out
+
+    def extra_repr(self) -> str:
+        return f'mode={self.mode}, cameras={self.delta.shape[0]}'

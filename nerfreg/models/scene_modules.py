@@ -1,0 +1,84 @@
+"""Scene modules: optional components a model builds from top-level config sections.
+
+A model declares the sections it takes (``BaseModel.config_sections``); the trainer hands
+it those sections (``take_config_sections``) and the model builds each enabled one from
+``MODELS`` into ``model.scene_modules``. A scene module is an ``nn.Module`` living inside the
+model (so checkpoints and resume cover it) that may
+
+- correct the cameras of training views before rendering (``camera_overrides``),
+- transform the rendered colours of a view or ray batch (``transform_rgb``),
+- add loss terms (``loss_terms``),
+- bring its own optimizer param groups (``param_groups``) and lr schedules
+  (``scheduler_cfgs``).
+
+Training views are recognised by ``batch['split'] == 'train'`` (set by the data
+pipelines); every other view (held-out, novel paths) keeps its recorded camera.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+def is_training_view(batch: dict[str, Any]) -> bool:
+    """True for batches of training views or rays (``batch['split'] == 'train'``)."""
+    return batch.get('split') == 'train'
+
+
+def training_indices(batch: dict[str, Any]) -> Tensor:
+    """Index into the training split of every view (``index [B]``) or ray (``cam_index [R]``)."""
+    if 'cam_index' in batch:
+        return batch['cam_index']
+    return batch['index']
+
+
+class SceneModule(nn.Module):
+    """Base class: every hook is a no-op.
+
+    ``setup(scene)`` sizes the parameters from the scene dataset (train views, points).
+    Without a scene (a model built for inference) they stay empty and ``load_state_dict``
+    takes the checkpoint's sizes.
+    """
+
+    def setup(self, scene: Any) -> None:
+        """Size parameters and buffers from the scene dataset."""
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimizer groups ``dict(name=..., params=[...], lr=..., **adam_options)``."""
+        return []
+
+    def scheduler_cfgs(self) -> list[dict[str, Any]]:
+        """``PARAM_SCHEDULERS`` configs for this module's groups (lengths are settings of the
+        module, so that a resume with another ``train_cfg.max_steps`` stays exact)."""
+        return []
+
+    def camera_overrides(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Render inputs replacing the batch's cameras (``viewmats``, ``camera``, rays)."""
+        return {}
+
+    def transform_rgb(self, rgb: Tensor, batch: dict[str, Any]) -> Tensor:
+        """Rendered colours ``[B,H,W,3]`` or ``[R,3]`` as the photo of this view saw them."""
+        return rgb
+
+    def loss_terms(self, render_results: dict[str, Any], batch: dict[str, Any],
+                   overrides: dict[str, Any]) -> dict[str, Tensor]:
+        """Weighted loss terms added to the model's loss."""
+        return {}
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+        # take the checkpoint's sizes (a module built without a scene is empty)
+        for name, tensor in list(self._parameters.items()) + list(self._buffers.items()):
+            value = state_dict.get(prefix + name)
+            if tensor is None or value is None or value.shape == tensor.shape:
+                continue
+            new = torch.empty(value.shape, dtype=tensor.dtype, device=tensor.device)
+            if name in self._parameters:
+                self._parameters[name] = nn.Parameter(new, requires_grad=tensor.requires_grad)
+            else:
+                self._buffers[name] = new
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
