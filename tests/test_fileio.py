@@ -18,8 +18,9 @@ def test_atomic_output_renames_on_success_and_cleans_up_on_error(tmp_path):
     path = tmp_path / 'a.npy'
     with atomic_output(path) as tmp:
         assert tmp.parent == tmp_path and tmp != path and not path.exists()
-        assert tmp.suffix == '.npy'  # writers that go by the suffix write the right format
-        np.save(tmp, np.arange(3))  # (np.save would append '.npy' to any other name)
+        assert tmp.name.startswith('.a.npy.') and tmp.suffix == '.tmp'
+        with open(tmp, 'wb') as f:
+            np.save(f, np.arange(3))
     assert np.load(path).tolist() == [0, 1, 2]
     with pytest.raises(RuntimeError), atomic_output(path, durable=False) as tmp:
         tmp.write_bytes(b'half')

@@ -48,10 +48,9 @@ def atomic_output(path: str | Path, durable: bool = True) -> Iterator[Path]:
     entry only costs a recomputation).
     """
     path = Path(path)
-    # the temp name ends in the target's suffix: writers that pick a format by it (cv2,
-    # np.save, which would otherwise append '.npy') write what the target name promises
-    fd, name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=f'.tmp{path.suffix}',
-                                dir=path.parent)
+    # '.<name>.XXXX.tmp' (tests and users recognise it); writers that go by the suffix
+    # (cv2.imwrite, np.save by name) must be handed an open file instead
+    fd, name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
