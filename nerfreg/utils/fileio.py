@@ -74,7 +74,7 @@ def atomic_output(path: str | Path, durable: bool = True) -> Iterator[Path]:
 
 def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
-    with atomic_output(path, durable) as tmp, open(tmp, 'wb') as f:
+    with atomic_output(path, durable) as tmp, os.fdopen(os.open(tmp, os.O_WRONLY), 'wb') as f:
         f.write(data)
 
 
