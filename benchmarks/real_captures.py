@@ -35,24 +35,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from nerfreg.cameras.conventions import qvec_to_rotmat, rotmat_to_qvec  # noqa: E402
 from nerfreg.datasets.base import natural_key, split_indices  # noqa: E402
 from nerfreg.datasets.colmap_io import read_model, write_model  # noqa: E402
 
 CONFIG = REPO / 'configs' / 'gaussian_splatting' / 'colmap_short.py'
 HOLDOUT, VAL_EVERY = 8, 8  # colmap.py / colmap_short.py
-
-
-def qvec_to_rot(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = q
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-
-
-def rot_to_qvec(r: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-    x, y, z, w = Rotation.from_matrix(r).as_quat()
-    return np.array([w, x, y, z])
 
 
 def axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -69,7 +57,7 @@ def training_names(scene: Path) -> tuple[list[str], list]:
 
 
 def camera_centres(entries: list) -> dict[str, np.ndarray]:
-    return {im.name: -qvec_to_rot(im.qvec).T @ im.tvec for im in entries}
+    return {im.name: -qvec_to_rotmat(im.qvec).T @ im.tvec for im in entries}
 
 
 def extent_of(entries: list, names: list[str]) -> float:
@@ -96,12 +84,12 @@ def make_pose_variant(src: Path, dest: Path, seed: int = 0) -> dict:
     for im in images.values():
         if im.name not in names:
             continue
-        r_c2w = qvec_to_rot(im.qvec).T
+        r_c2w = qvec_to_rotmat(im.qvec).T
         centre = -r_c2w @ im.tvec
         r_c2w = r_c2w @ axis_angle(rng.normal(size=3), math.radians(1.0))
         move = rng.normal(size=3)
         centre = centre + 0.01 * ext * move / np.linalg.norm(move)
-        im.qvec = rot_to_qvec(r_c2w.T)
+        im.qvec = rotmat_to_qvec(r_c2w.T)
         im.tvec = -r_c2w.T @ centre
     new_scene(src, dest)
     write_model(cams, images, points, dest / 'sparse' / '0', '.bin')
@@ -187,7 +175,7 @@ def pose_errors(trainer, clean: Path) -> dict:
     the clean ones: recorded (perturbed) and, with camera_opt, refined."""
     _, entries = training_names(clean)
     clean_c = camera_centres(entries)
-    clean_r = {im.name: qvec_to_rot(im.qvec) for im in entries}
+    clean_r = {im.name: qvec_to_rotmat(im.qvec) for im in entries}
     cams = trainer.scene.train.cameras
     ext = extent_of(entries, list(cams.names))
     out = {}
