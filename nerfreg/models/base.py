@@ -8,6 +8,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor, nn
 
+from nerfreg.metrics.functional import view_metrics
 from nerfreg.registry import MODELS
 
 from .scene_modules import SceneModule
@@ -123,6 +124,15 @@ class BaseModel(nn.Module):
                            batch: dict[str, Any], step: int) -> dict[str, Any]:
         return {'step': step}
 
+    def target_image(self, render_results: dict[str, Any], batch: dict[str, Any]) -> Tensor:
+        """What a render is compared with; models that re-composite the ground truth on the
+        render's background override this."""
+        return batch['image']
+
+    @torch.no_grad()
     def get_metric_dict(self, render_results: dict[str, Any],
-                        batch: dict[str, Any]) -> dict[str, Tensor]:  # pragma: no cover
-        raise NotImplementedError
+                        batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Per-view ``psnr [B]`` and ``ssim [B]`` of the clamped (appearance-transformed)
+        render against :meth:`target_image`."""
+        return view_metrics(self.transform_rgb(render_results['rgb'], batch),
+                            self.target_image(render_results, batch))

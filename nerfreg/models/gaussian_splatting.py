@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from nerfreg.metrics.functional import view_metrics
 from nerfreg.registry import MODELS
 
 from .base import BackgroundSpec, BaseModel
@@ -234,13 +233,6 @@ class GaussianSplatting(BaseModel):
         return dict(step=int(step), means2d=meta['means2d'], radii=meta['radii'],
                     width=int(meta['width']), height=int(meta['height']),
                     n_cameras=int(meta['n_cameras']))
-
-    @torch.no_grad()
-    def get_metric_dict(self, render_results: dict[str, Any],
-                        batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Per-view ``psnr [B]`` and ``ssim [B]`` of the clamped render."""
-        return view_metrics(self.transform_rgb(render_results['rgb'], batch),
-                            self.target_image(render_results, batch))
 
     # ------------------------------------------------------------------ checkpoints
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True,

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nerfreg.metrics.functional import view_metrics
 from nerfreg.ops.ray_march import GridSpec, normalise_points, pixel_rays, ray_aabb
 from nerfreg.registry import MODELS
 
@@ -253,13 +252,6 @@ class InstantNGP(BaseModel):
         self.set_step(int(step) + 1)
         self.grid.update(int(step), self.spec, self.query_density, self.spec.dt_min)
         return dict(step=int(step))
-
-    @torch.no_grad()
-    def get_metric_dict(self, render_results: dict[str, Any],
-                        batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Per-view ``psnr [B]`` and ``ssim [B]`` of the clamped render."""
-        return view_metrics(self.transform_rgb(render_results['rgb'], batch),
-                            self.target_image(render_results, batch))
 
     # ------------------------------------------------------------------ checkpoints
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True,
