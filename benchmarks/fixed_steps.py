@@ -69,11 +69,16 @@ def main() -> None:
                   options=args.cfg_options or {}, num_gaussians=trainer.model.num_gaussians,
                   train_seconds=round(train_s, 1),
                   **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+    emit_record(record, args.out)
+
+
+def emit_record(record: dict, out: Path | None) -> None:
+    """Print ``record`` as one JSON line and append it to ``out`` when given."""
     line = json.dumps(record)
-    print(line)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open('a') as f:
+    print(line, flush=True)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open('a') as f:
             f.write(line + '\n')
 
 

@@ -14,7 +14,6 @@ per (mode, factor) goes to stdout and ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from mmengine.config import DictAction
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fixed_steps import scaled_config  # noqa: E402
+from fixed_steps import emit_record, scaled_config  # noqa: E402
 
 from nerfreg.engine import DefaultTrainer  # noqa: E402
 
@@ -92,12 +91,7 @@ def main() -> None:
                           options=args.cfg_options or {},
                           num_gaussians=trainer.model.num_gaussians,
                           **score_at_scale(trainer, f))
-            line = json.dumps(record)
-            print(line, flush=True)
-            if args.out is not None:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                with args.out.open('a') as fh:
-                    fh.write(line + '\n')
+            emit_record(record, args.out)
 
 
 if __name__ == '__main__':

@@ -13,12 +13,14 @@ a set of ``--cfg-options``-style overrides applied on top of the config and of t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fixed_steps import emit_record  # noqa: E402
 
 from nerfreg.engine import DefaultTrainer  # noqa: E402
 from nerfreg.utils.config import load_config  # noqa: E402
@@ -78,12 +80,7 @@ def main() -> None:
             over = {**common, **parse_overrides(rest.split(','))}
             rec = dict(config=args.config, variant=name, seed=seed, overrides=over,
                        **run(args.config, args.steps, seed, over, args.work_dir / name))
-            line = json.dumps(rec)
-            print(line, flush=True)
-            if args.out is not None:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                with open(args.out, 'a') as f:
-                    f.write(line + '\n')
+            emit_record(rec, args.out)
 
 
 if __name__ == '__main__':
