@@ -12,7 +12,13 @@ import torch
 
 from nerfreg.cameras import Cameras
 from nerfreg.engine import DefaultTrainer
-from nerfreg.models.camera_opt import CameraOptimizer, correction_matrices, invert_rigid
+from nerfreg.models.camera_opt import (
+    CameraOptimizer,
+    correction_matrices,
+    gauge_basis,
+    invert_rigid,
+    skew,
+)
 from nerfreg.ops.projection import project_gaussians
 from nerfreg.ops.ray_march import pixel_rays
 from nerfreg.utils.config import load_config
@@ -38,8 +44,9 @@ def _look_at_cameras(n: int, size: int = 32, dtype=torch.float32) -> Cameras:
                    names=[f'c{i}' for i in range(n)])
 
 
-def _module(cams: Cameras, mode: str, dtype=torch.float32) -> CameraOptimizer:
-    module = CameraOptimizer(mode=mode)
+def _module(cams: Cameras, mode: str, dtype=torch.float32, gauge: str = 'similarity'
+            ) -> CameraOptimizer:
+    module = CameraOptimizer(mode=mode, gauge=gauge)
     module.setup(SimpleNamespace(train=SimpleNamespace(cameras=cams), scene_extent=2.0))
     return module.to(dtype)
 
@@ -49,7 +56,7 @@ def test_pose_correction_gradient_matches_finite_differences(mode):
     """d(projected means)/d(correction) through the corrected viewmats, float64."""
     torch.manual_seed(0)
     cams = _look_at_cameras(3, dtype=torch.float64)
-    module = _module(cams, mode, torch.float64)
+    module = _module(cams, mode, torch.float64, gauge='none')
     means = torch.randn(20, 3, dtype=torch.float64) * 0.5
     quats = torch.randn(20, 4, dtype=torch.float64)
     scales = torch.rand(20, 3, dtype=torch.float64) * 0.2 + 0.05
@@ -112,6 +119,44 @@ def test_ray_corrections_equal_rays_of_the_corrected_cameras(mode):
     assert torch.allclose(got['camera'].viewmats(), got['viewmats'], atol=1e-6)
     assert torch.allclose(module.corrected_cameras(cams)[[3]].viewmats(), got['viewmats'],
                           atol=1e-5)
+
+
+def test_gauge_basis_is_the_first_order_effect_of_a_common_similarity():
+    """Moving all cameras by one small world similarity (rotation W, translation u, scale s
+    about their centroid) changes each camera-frame correction by ``basis @ (W, u, s)``; the
+    module projects exactly those corrections out and keeps the rest."""
+    cams = _look_at_cameras(5, dtype=torch.float64)
+    ext = 2.0
+    g = torch.tensor([0.3, -0.2, 0.5, 0.4, 0.1, -0.3, 0.2], dtype=torch.float64) * 1e-5
+    rot = torch.linalg.matrix_exp(skew(g[:3]))
+    centres = cams.centers()
+    m = centres.mean(0)
+    moved = m + (1 + g[6]) * (centres - m) @ rot.T + g[3:6] * ext
+    c2w_rot = cams.R.transpose(1, 2)
+    d_rot = c2w_rot.transpose(1, 2) @ rot @ c2w_rot  # c2w^-1 c2w' (rotation part)
+    omega = torch.stack([d_rot[:, 2, 1] - d_rot[:, 1, 2], d_rot[:, 0, 2] - d_rot[:, 2, 0],
+                         d_rot[:, 1, 0] - d_rot[:, 0, 1]], -1) / 2
+    v = (cams.R @ (moved - centres)[..., None])[..., 0] / ext
+    exact = torch.cat([omega, v], -1).reshape(-1)
+    basis = gauge_basis(cams.R, centres / ext, 7)
+    assert torch.allclose(basis @ g, exact, rtol=1e-4, atol=1e-12)
+    module = _module(cams, 'SO3xR3', torch.float64)
+    module.extent.fill_(ext)
+    torch.manual_seed(2)
+    free = torch.randn(5, 6, dtype=torch.float64) * 1e-3
+    with torch.no_grad():
+        module.delta.copy_((basis @ (g * 1e3)).view(5, 6) + free)
+    eff = module.effective_delta().detach()
+    # no common motion is left (the projection is stored in float32: ~1e-7 relative)
+    assert float((basis.T @ eff.reshape(-1)).abs().max()) < 1e-8
+    # and what is not a common motion passes unchanged
+    kept = free.reshape(-1) - basis @ (torch.linalg.pinv(basis) @ free.reshape(-1))
+    assert torch.allclose(eff.reshape(-1), kept, atol=1e-8)
+    assert float((kept - free.reshape(-1)).norm()) < 0.9 * float(free.norm())
+    rigid = _module(cams, 'SO3xR3', torch.float64, gauge='rigid')
+    assert rigid.gauge_span.shape == (30, 6)
+    with pytest.raises(ValueError, match='camera_opt.gauge'):
+        CameraOptimizer(gauge='affine')
 
 
 @pytest.mark.slow

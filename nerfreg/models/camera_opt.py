@@ -10,7 +10,16 @@ that defines a rigid correction ``D_i`` applied in the camera's own frame:
   decoupled, as nerfstudio's default);
 - ``'SE3'``: ``D = exp([[omega]_x, v * extent; 0, 0])`` (the screw motion).
 
-Both use ``torch.linalg.matrix_exp`` (exact, differentiable). Corrections reach the renderers
+Both use ``torch.linalg.matrix_exp`` (exact, differentiable).
+
+**Gauge.** Moving every training camera by one small similarity (and the scene with it)
+leaves the training images unchanged, so nothing in the loss stops the corrections from
+drifting along those 7 directions, and a drift there misaligns the held-out views, which keep
+their recorded poses. With ``gauge='similarity'`` (default) the corrections are projected,
+to first order, onto the complement of the corrections that one common similarity of all
+training cameras would make (rotation, translation and scale about their centroid), so the
+refined cameras stay in the frame of the recorded ones; ``'rigid'`` removes 6 directions,
+``'none'`` nothing. Corrections reach the renderers
 as corrected ``viewmats`` (splats), ``camera`` (whole views of fields) or ray origins and
 directions (ray batches), so no renderer knows about them. Held-out views keep their
 recorded poses (see docs/real_captures.md for the gauge).
@@ -29,6 +38,7 @@ from nerfreg.registry import MODELS
 from .scene_modules import SceneModule, is_training_view, training_indices
 
 MODES = ('SO3xR3', 'SE3')
+GAUGES = {'none': 0, 'rigid': 6, 'similarity': 7}
 
 
 def skew(w: Tensor) -> Tensor:
@@ -69,6 +79,29 @@ def invert_rigid(m: Tensor) -> Tensor:
     return out
 
 
+def gauge_basis(w2c_rot: Tensor, centres: Tensor, dof: int) -> Tensor:
+    """``[N*6, dof]``: the camera-frame corrections (``omega``, ``v``) of ``N`` cameras that
+    one small common motion of all of them makes, per unit of each of its ``dof`` parameters
+    (world rotation ``W``, translation ``u``, then scale ``s``, about the centroid).
+
+    A world motion moves camera ``i`` (centre ``c_i``, in extent units) by rotation ``W``
+    and translation ``W x c_i + u + s c_i``; in the camera's frame both are rotated by
+    ``R_w2c``.
+    """
+    n = centres.shape[0]
+    c = centres - centres.mean(0)
+    eye = torch.eye(3, dtype=c.dtype).expand(n, 3, 3)
+    world = torch.zeros(n, 6, 7, dtype=c.dtype)
+    world[:, :3, :3] = eye
+    world[:, 3:, :3] = -skew(c)
+    world[:, 3:, 3:6] = eye
+    world[:, 3:, 6] = c
+    rot = torch.zeros(n, 6, 6, dtype=c.dtype)
+    rot[:, :3, :3] = w2c_rot
+    rot[:, 3:, 3:] = w2c_rot
+    return (rot @ world[:, :, :dof]).reshape(n * 6, dof)
+
+
 @MODELS.register_module()
 class CameraOptimizer(SceneModule):
     """Per-training-camera SE(3) corrections (see the module docstring).
@@ -80,15 +113,19 @@ class CameraOptimizer(SceneModule):
             ``decay_steps`` steps (set it to the run's length).
         warmup_steps: the lr rises linearly from 0 over these first steps (lets the scene
             settle before the poses move).
-        weight_decay: Adam weight decay pulling every correction toward zero (this also
-            fixes the gauge softly: see docs/real_captures.md).
+        weight_decay: Adam weight decay pulling every correction toward zero.
+        gauge: 'similarity' | 'rigid' | 'none': which common motion of all training
+            cameras is projected out of the corrections (see the module docstring).
         eps: Adam epsilon of the group.
     """
 
     def __init__(self, mode: str = 'SO3xR3', lr: float = 1e-3, final_ratio: float = 0.01,
                  decay_steps: int = 10_000, warmup_steps: int = 0, weight_decay: float = 1e-4,
-                 eps: float = 1e-8) -> None:
+                 gauge: str = 'similarity', eps: float = 1e-8) -> None:
         super().__init__()
+        if gauge not in GAUGES:
+            raise ValueError(f'camera_opt.gauge must be one of {tuple(GAUGES)}, got {gauge!r}')
+        self.gauge = gauge
         self.decay_steps = max(1, int(decay_steps))
         if mode not in MODES:
             raise ValueError(f'camera_opt.mode must be one of {MODES}, got {mode!r}')
@@ -101,6 +138,9 @@ class CameraOptimizer(SceneModule):
         # batches into world space) and the translation unit
         self.register_buffer('c2w_rot', torch.zeros(0, 3, 3))
         self.register_buffer('extent', torch.ones(()))
+        # gauge projection: corrections <- corrections - basis @ (solve @ corrections)
+        self.register_buffer('gauge_span', torch.zeros(0, 0), persistent=False)
+        self.register_buffer('gauge_solve', torch.zeros(0, 0), persistent=False)
 
     @torch.no_grad()
     def setup(self, scene: Any) -> None:
@@ -108,6 +148,20 @@ class CameraOptimizer(SceneModule):
         self.delta = nn.Parameter(torch.zeros(len(cams), 6))
         self.c2w_rot = cams.R.float().transpose(1, 2).cpu().clone()
         self.extent = torch.tensor(float(getattr(scene, 'scene_extent', 1.0) or 1.0))
+        dof = GAUGES[self.gauge] if len(cams) > 2 else 0
+        if dof:
+            basis = gauge_basis(cams.R.double().cpu(), cams.centers().double().cpu()
+                                / float(self.extent), dof)
+            self.gauge_span = basis.float()
+            self.gauge_solve = torch.linalg.pinv(basis).float()
+
+    def effective_delta(self) -> Tensor:
+        """The corrections ``[N,6]`` in use: the parameters with the gauge projected out."""
+        if self.gauge_span.numel() == 0:
+            return self.delta
+        flat = self.delta.reshape(-1)
+        span = self.gauge_span.to(flat)
+        return (flat - span @ (self.gauge_solve.to(flat) @ flat)).view_as(self.delta)
 
     def param_groups(self) -> list[dict[str, Any]]:
         return [dict(name='camera_opt', params=[self.delta], lr=self.lr, initial_lr=self.lr,
@@ -120,7 +174,8 @@ class CameraOptimizer(SceneModule):
 
     def matrices(self, index: Tensor | None = None) -> Tensor:
         """Corrections ``D [N,4,4]`` of the training cameras ``index`` (all: None)."""
-        delta = self.delta if index is None else self.delta[index]
+        delta = self.effective_delta()
+        delta = delta if index is None else delta[index]
         return correction_matrices(delta, self.mode, self.extent.to(delta.dtype))
 
     @torch.no_grad()
@@ -150,4 +205,4 @@ class CameraOptimizer(SceneModule):
         return out
 
     def extra_repr(self) -> str:
-        return f'mode={self.mode}, cameras={self.delta.shape[0]}'
+        return f'mode={self.mode}, gauge={self.gauge}, cameras={self.delta.shape[0]}'
