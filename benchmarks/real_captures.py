@@ -150,8 +150,22 @@ def make_mask_variant(src: Path, dest: Path, seed: int = 0) -> dict:
 
 # ---------------------------------------------------------------------------- training
 def train(scene: Path, work: Path, steps: int, downscale: float, options: dict,
-          seed: int = 0) -> dict:
-    """Train colmap_short.py on ``scene`` for ``steps``; held-out PSNR/SSIM and the trainer."""
+          seed: int = 0, split: str = 'test', reference: Path | None = None) -> dict:
+    """Train colmap_short.py on ``scene`` for ``steps``; PSNR/SSIM on ``split`` ('test' to
+    report, 'val' to tune) and, with camera_opt and a ``reference`` scene, the pose errors.
+
+    The schedule is colmap_short's fitted to ``steps``: means lr decay over the run, the
+    pose/appearance lr decay over the run, densification stopping at 40% of it (4000 of
+    10000 in the shipped config). A finished run's result (``result.json``, keyed by these
+    arguments) is reused.
+    """
+    key = dict(scene=str(scene), steps=steps, downscale=downscale, options=options, seed=seed,
+               split=split, reference=str(reference))
+    done = work / 'result.json'
+    if done.is_file():
+        old = json.loads(done.read_text())
+        if old.get('key') == key:
+            return old['result']
     from nerfreg.engine import DefaultTrainer
     from nerfreg.utils.config import load_config
     cfg = load_config(CONFIG)
@@ -160,14 +174,20 @@ def train(scene: Path, work: Path, steps: int, downscale: float, options: dict,
         'data.downscale': downscale, 'train_cfg.max_steps': steps,
         'train_cfg.val_interval': 0, 'default_hooks.checkpoint.interval': 10 ** 9,
         'default_hooks.checkpoint.save_last': False, 'default_hooks.logger.interval': 500,
+        'optimizer.strategy.refine_stop': int(0.4 * steps),
         'camera_opt.decay_steps': steps, 'appearance.decay_steps': steps, **options})
     cfg.custom_hooks = []
     cfg.param_scheduler = [dict(type='ExponentialDecayLR', groups=['means'], max_steps=steps,
                                 final_ratio=0.01)]
     trainer = DefaultTrainer.from_cfg(cfg)
     trainer.train()
-    metrics = trainer.test()
-    return dict(psnr=float(metrics['psnr']), ssim=float(metrics['ssim']), trainer=trainer)
+    metrics = trainer.validation() if split == 'val' else trainer.test()
+    result = dict(psnr=float(metrics['psnr']), ssim=float(metrics['ssim']))
+    if reference is not None and 'camera_opt' in trainer.model.scene_modules:
+        result['pose_error'] = pose_errors(trainer, reference)
+    work.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(dict(key=key, result=result), indent=1))
+    return result
 
 
 def pose_errors(trainer, clean: Path) -> dict:
@@ -207,34 +227,40 @@ def run(args: argparse.Namespace) -> dict:
     if work == shared or shared in work.parents:
         raise SystemExit(f'--work {work} is inside {shared}: variants never go there')
     work.mkdir(parents=True, exist_ok=True)
-    steps, ds = args.steps, args.downscale
-    results: dict = dict(steps=steps, downscale=ds, scene=str(src))
+    steps, ds, split = args.steps, args.downscale, args.split
+    extra = dict(kv.split('=', 1) for kv in args.set)
+    extra = {k: json.loads(v) if v[:1] in '[{"0123456789-tf' else v for k, v in extra.items()}
+    results: dict = dict(steps=steps, downscale=ds, scene=str(src), split=split, set=extra)
+
+    def train_(scene: Path, name: str, options: dict, **kw) -> dict:
+        return train(scene, work / 'runs' / name, steps, ds, {**options, **extra}, split=split,
+                     **kw)
+
     clean_cache: dict = {}
 
     def clean_run() -> dict:
         if 'clean' not in clean_cache:
-            clean_cache['clean'] = train(src, work / 'runs' / 'clean', steps, ds, {})
+            clean_cache['clean'] = train_(src, 'clean', {})
         return clean_cache['clean']
 
     if args.protocol in ('pose', 'all'):
         info = make_pose_variant(src, work / 'pose_scene')
         c = clean_run()
-        p = train(work / 'pose_scene', work / 'runs' / 'pose', steps, ds, {})
-        pr = train(work / 'pose_scene', work / 'runs' / 'pose_opt', steps, ds,
-                   {'camera_opt.enabled': True})
-        cr = train(src, work / 'runs' / 'clean_opt', steps, ds, {'camera_opt.enabled': True})
+        p = train_(work / 'pose_scene', 'pose', {})
+        pr = train_(work / 'pose_scene', 'pose_opt', {'camera_opt.enabled': True},
+                    reference=src)
+        cr = train_(src, 'clean_opt', {'camera_opt.enabled': True})
         results['pose'] = dict(
             **info, psnr_clean=c['psnr'], psnr_perturbed=p['psnr'],
             psnr_perturbed_refined=pr['psnr'], psnr_clean_refined=cr['psnr'],
             recovered_fraction=recovery(c['psnr'], p['psnr'], pr['psnr']),
             clean_cost_db=c['psnr'] - cr['psnr'],
-            pose_error=pose_errors(pr['trainer'], src))
+            pose_error=pr['pose_error'])
     if args.protocol in ('appearance', 'all'):
         info = make_appearance_variant(src, work / 'appearance_scene')
         c = clean_run()
-        g = train(work / 'appearance_scene', work / 'runs' / 'gains', steps, ds, {})
-        ga = train(work / 'appearance_scene', work / 'runs' / 'gains_app', steps, ds,
-                   {'appearance.enabled': True})
+        g = train_(work / 'appearance_scene', 'gains', {})
+        ga = train_(work / 'appearance_scene', 'gains_app', {'appearance.enabled': True})
         results['appearance'] = dict(**info, psnr_clean=c['psnr'], psnr_gains=g['psnr'],
                                      psnr_gains_appearance=ga['psnr'],
                                      recovered_fraction=recovery(c['psnr'], g['psnr'],
@@ -242,9 +268,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.protocol in ('mask', 'all'):
         info = make_mask_variant(src, work / 'mask_scene')
         c = clean_run()
-        pt = train(work / 'mask_scene', work / 'runs' / 'painted', steps, ds, {})
-        pm = train(work / 'mask_scene', work / 'runs' / 'painted_masks', steps, ds,
-                   {'data.masks_dir': 'masks'})
+        pt = train_(work / 'mask_scene', 'painted', {})
+        pm = train_(work / 'mask_scene', 'painted_masks', {'data.masks_dir': 'masks'})
         results['mask'] = dict(**info, psnr_clean=c['psnr'], psnr_painted=pt['psnr'],
                                psnr_painted_masked=pm['psnr'],
                                masked_minus_clean_db=pm['psnr'] - c['psnr'])
@@ -254,10 +279,8 @@ def run(args: argparse.Namespace) -> dict:
             if not (scene / 'sparse').is_dir():
                 results['depth'][scene.name] = 'skipped: no COLMAP sparse model (no SfM points)'
                 continue
-            base = clean_run() if scene == src else train(
-                scene, work / 'runs' / f'{scene.name}_plain', steps, ds, {})
-            dl = train(scene, work / 'runs' / f'{scene.name}_depth', steps, ds,
-                       {'depth_loss.enabled': True})
+            base = clean_run() if scene == src else train_(scene, f'{scene.name}_plain', {})
+            dl = train_(scene, f'{scene.name}_depth', {'depth_loss.enabled': True})
             results['depth'][scene.name] = dict(psnr=base['psnr'], psnr_depth=dl['psnr'],
                                                 delta_db=dl['psnr'] - base['psnr'])
     return results
@@ -271,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--scene', default=str(REPO.parent / 'shared' / 'data' / 'cup'))
     parser.add_argument('--depth-scenes', nargs='*', default=[],
                         help='more scenes for the depth protocol (COLMAP ones are trained)')
+    parser.add_argument('--split', choices=['test', 'val'], default='test',
+                        help="score on 'val' to tune settings, 'test' to report")
+    parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE',
+                        help='config options for every run, e.g. camera_opt.lr=3e-3')
     parser.add_argument('--work', required=True, help='folder for the variants and runs')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
