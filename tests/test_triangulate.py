@@ -22,9 +22,12 @@ from nerfreg.datasets.base import DatasetError
 from nerfreg.datasets.blender import read_json
 from nerfreg.datasets.colmap_io import read_model, write_model
 from nerfreg.datasets.ngp import frame_intrinsics, read_frames
+from nerfreg.datasets.pipeline import split_data_cfg
+from nerfreg.models.depth_loss import SparseDepthLoss
 from nerfreg.process import sfm
 from nerfreg.process.cli import main
 from nerfreg.process.triangulate import REPORT, TriangulateOptions, triangulate
+from nerfreg.registry import DATASETS
 from tests.conftest import shared_scene
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
@@ -120,9 +123,16 @@ def test_ngp_dataset_with_sparse_dir_gives_points_each_view_sees(fox12):
             assert bool((z > 0).all())
             # the undistorted crop may cut a sliver of the distorted border
             assert float(inside.float().mean()) > 0.99
+    depth = SparseDepthLoss()  # what depth_loss.enabled=True builds
+    depth.setup(ds)
+    assert depth.points.shape[0] == sum(counts[n] for n in ds.train.names)
+    # the config route: data.sparse_dir / data.max_points given on the command line
+    cfg = dict(type='DataPipeline', dataset=dict(type='NGPDataset', data_root=str(scene),
+                                                 downscale=8),
+               sparse_dir=str(model), max_points=100)
     with pytest.warns(UserWarning, match='skipped'):
-        small = NGPDataset(scene, downscale=8, sparse_dir=model, max_points=100)
-    assert len(small.points) == 100
+        small = DATASETS.build(split_data_cfg(cfg)[1])
+    assert len(small.points) == 100 and small.observed_points.keys() == ds.observed_points.keys()
 
 
 def test_second_call_uses_the_cache_and_the_data_folder_is_untouched(fox12, monkeypatch):

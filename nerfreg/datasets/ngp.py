@@ -171,7 +171,8 @@ class NGPDataset(BaseSceneDataset):
         if sparse_dir is not None:
             keys = {n: i for i, n in enumerate(names)}  # dataset names or paths in the JSON
             keys.update({_rel(f[0], path.parent): i for i, f in enumerate(frames)})
-            self._load_sparse(root / sparse_dir, path, keys, names, poses, max_points)
+            self._load_sparse(root / Path(sparse_dir).expanduser(), path, keys, names, poses,
+                              max_points)
         self._set_normalisation()
         pts = 0 if self.points is None else len(self.points)
         print_log(f'NGPDataset {path}: {len(frames)} of {len(meta["frames"])} frames '
