@@ -186,3 +186,4 @@ def test_cli_refuses_a_foreign_out_folder_and_bad_options(fox12, tmp_path, capsy
     assert '--max-size 50 is too small' in capsys.readouterr().err
     assert main(['triangulate', str(tmp_path / 'absent.json'), '--quiet']) == 1
     assert 'file not found' in capsys.readouterr().err
+
