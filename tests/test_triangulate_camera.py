@@ -3,6 +3,10 @@ projects like OpenCV with the frame's intrinsics (every distortion kind, rescale
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -35,3 +39,10 @@ def test_colmap_camera_projects_like_opencv_with_the_frame_intrinsics(kind):
     np.testing.assert_allclose(cam.img_from_cam(pts), ref[:, 0], atol=1e-6)
     with pytest.raises(ProcessError, match='aspect ratio'):
         colmap_camera(intr, 960, 540)  # rotated image
+
+
+def test_triangulate_does_not_import_pycolmap_at_import_time():
+    code = ('import sys, nerfreg.process.triangulate, nerfreg.process.cli; '
+            'assert "pycolmap" not in sys.modules, "pycolmap imported"')
+    subprocess.run([sys.executable, '-c', code], check=True,
+                   cwd=Path(__file__).resolve().parents[1])
