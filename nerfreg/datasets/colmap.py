@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,9 +21,10 @@ from .base import (
     parse_background,
 )
 from .cache import ImageCache
-from .colmap_io import ColmapCamera, ColmapFormatError, read_model
+from .colmap_io import ColmapCamera
 from .image_io import load_views, scale_tag
 from .masks import find_mask, load_mask
+from .sparse_points import observed_points, read_sparse_model, sparse_points
 
 #: Models used as they are (pinhole).
 PINHOLE_MODELS = ('SIMPLE_PINHOLE', 'PINHOLE')
@@ -56,22 +56,6 @@ def colmap_intrinsics(cam: ColmapCamera, source: Path | str = '') -> tuple[
         f'{source}: camera {cam.id} uses the COLMAP model {cam.model}, which nerfreg does not '
         f'support. Supported models: {", ".join(SUPPORTED_MODELS)}. Re-run COLMAP\'s '
         'image_undistorter (or choose one of these models).')
-
-
-def observed_points(entries: list, points: Any, world_transform: torch.Tensor
-                    ) -> dict[str, torch.Tensor]:
-    """``{image name: [K,3]}`` world positions (in the dataset's frame) of the 3D points each
-    image observed (what sparse depth supervision compares against)."""
-    if not len(points):
-        return {}
-    row = {int(i): r for r, i in enumerate(points.ids)}
-    tf = world_transform.double().numpy()
-    xyz = points.xyz @ tf[:3, :3].T + tf[:3, 3]
-    out = {}
-    for im in entries:
-        rows = [row[int(i)] for i in im.point3D_ids if int(i) in row]
-        out[im.name] = torch.from_numpy(xyz[rows]).float()
-    return out
 
 
 @DATASETS.register_module()
@@ -115,13 +99,7 @@ class ColmapDataset(BaseSceneDataset):
         sparse = root / sparse_dir
         if not sparse.is_dir() and (root / 'sparse').is_dir() and sparse_dir == 'sparse/0':
             sparse = root / 'sparse'
-        if not sparse.is_dir():
-            raise DatasetError(f'ColmapDataset: sparse model folder {sparse} does not exist '
-                               f'(expected COLMAP cameras/images/points3D .bin or .txt)')
-        try:
-            cams, images, points = read_model(sparse)
-        except ColmapFormatError as e:
-            raise DatasetError(f'ColmapDataset: {e}') from e
+        cams, images, points = read_sparse_model(sparse, 'ColmapDataset')
         if not images:
             raise DatasetError(f'ColmapDataset: {sparse} has zero registered images')
         entries = sorted(images.values(), key=lambda im: natural_key(im.name))
@@ -154,12 +132,7 @@ class ColmapDataset(BaseSceneDataset):
             dist=torch.from_numpy(dist) if np.any(dist) else None,
             names=[im.name for im in entries])
 
-        pts = torch.from_numpy(points.xyz).float() if len(points) else None
-        rgb = torch.from_numpy(points.rgb).float() / 255.0 if len(points) else None
-        if pts is not None and max_points is not None and len(pts) > max_points:
-            keep = torch.randperm(len(pts), generator=torch.Generator().manual_seed(0))
-            keep = keep[:max_points].sort().values
-            pts, rgb = pts[keep], rgb[keep]
+        pts, rgb = sparse_points(points, max_points)
         cameras, pts, self.world_transform = orient_and_scale(cameras, pts, auto_orient,
                                                               auto_scale)
         self.points, self.points_rgb = pts, rgb

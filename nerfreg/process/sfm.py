@@ -14,6 +14,8 @@ from .errors import ProcessError, import_pycolmap
 
 CAMERA_MODELS = ('SIMPLE_RADIAL', 'OPENCV', 'RADIAL', 'SIMPLE_PINHOLE', 'PINHOLE')
 MATCHERS = ('exhaustive', 'sequential', 'vocab')
+#: Matchers that need no extra file (what ``triangulate`` offers).
+PLAIN_MATCHERS = ('exhaustive', 'sequential')
 #: Two views share enough of the scene when at least this many matches pass verification.
 MIN_INLIERS = 15
 
