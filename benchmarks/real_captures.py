@@ -14,7 +14,9 @@ the held-out test views, which are never modified. Protocols (docs/real_captures
   clean, gains, gains + appearance.
 - ``mask``: a moving disc painted into every second training image; clean, painted,
   painted + masks.
-- ``depth``: the scene (and ``--depth-scenes``) with and without depth_loss.
+- ``depth``: the scene (and ``--depth-scenes``) with and without depth_loss; a
+  ``transforms.json`` capture (fox) gets its points from known-pose triangulation, in both
+  runs.
 
 Results go to ``<work>/results.json`` and stdout. Figures depend only on the step count and
 seeds, not on the machine.
@@ -169,6 +171,10 @@ def train(scene: Path, work: Path, steps: int, downscale: float, options: dict,
     from nerfreg.engine import DefaultTrainer
     from nerfreg.utils.config import load_config
     cfg = load_config(CONFIG)
+    if (scene / 'transforms.json').is_file():  # an instant-ngp capture: same schedule
+        cfg.data.dataset = dict(type='NGPDataset', data_root=str(scene), holdout_every=HOLDOUT,
+                                val_every=VAL_EVERY, background='white')
+        cfg.model.background = 'white'  # as configs/gaussian_splatting/ngp.py
     cfg.merge_from_dict({
         'work_dir': str(work), 'seed': seed, 'data.data_root': str(scene),
         'data.downscale': downscale, 'train_cfg.max_steps': steps,
@@ -214,6 +220,18 @@ def pose_errors(trainer, clean: Path) -> dict:
             trans.append(100 * np.linalg.norm(c - clean_c[name]) / ext)
         out[key] = dict(rot_deg=float(np.mean(rot)), trans_pct_extent=float(np.mean(trans)))
     return out
+
+
+def sparse_points_of(scene: Path) -> dict:
+    """Options that give ``scene`` SfM points: none for COLMAP scenes; for a
+    ``transforms.json`` capture, its known-pose triangulation (``nerfreg-process
+    triangulate``, made once into the nerfreg cache and reused)."""
+    if not (scene / 'transforms.json').is_file():
+        return {}
+    from nerfreg.process.triangulate import TriangulateOptions, triangulate
+    report = triangulate(TriangulateOptions(transforms=scene / 'transforms.json',
+                                            max_size=1200, quiet=True))
+    return {'data.sparse_dir': report['out']}
 
 
 def recovery(clean: float, broken: float, fixed: float) -> float | None:
@@ -276,13 +294,11 @@ def run(args: argparse.Namespace) -> dict:
     if args.protocol in ('depth', 'all'):
         results['depth'] = {}
         for scene in [src] + [Path(s).resolve() for s in args.depth_scenes]:
-            if not (scene / 'sparse').is_dir():
-                results['depth'][scene.name] = 'skipped: no COLMAP sparse model (no SfM points)'
-                continue
-            base = clean_run() if scene == src else train_(scene, f'{scene.name}_plain', {})
-            dl = train_(scene, f'{scene.name}_depth', {'depth_loss.enabled': True})
+            points = sparse_points_of(scene)
+            base = clean_run() if scene == src else train_(scene, f'{scene.name}_plain', points)
+            dl = train_(scene, f'{scene.name}_depth', {**points, 'depth_loss.enabled': True})
             results['depth'][scene.name] = dict(psnr=base['psnr'], psnr_depth=dl['psnr'],
-                                                delta_db=dl['psnr'] - base['psnr'])
+                                                delta_db=dl['psnr'] - base['psnr'], **points)
     return results
 
 
