@@ -94,13 +94,28 @@ class BaseModel(nn.Module):
             rgb = module.transform_rgb(rgb, batch)
         return rgb
 
+    def extra_rays(self, batch: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Rays the scene modules ask to render with a training ray batch, by section
+        (``SceneModule.extra_rays``; empty requests left out)."""
+        step = int(getattr(self, 'step', 0))
+        out = {}
+        for name, module in self.scene_modules.items():
+            rays = module.extra_rays(batch, step)
+            if rays and len(rays['rays_o']):
+                out[name] = rays
+        return out
+
     def scene_module_losses(self, render_results: dict[str, Any], batch: dict[str, Any]
                             ) -> dict[str, Tensor]:
-        """Loss terms of the scene modules (added to ``loss`` by the model)."""
+        """Loss terms of the scene modules (added to ``loss`` by the model); each module
+        sees only its own ``render_results['extra_rays']``."""
         overrides = self.camera_overrides(batch) if self.scene_modules else {}
+        extra = render_results.get('extra_rays') or {}
+        own = {k: v for k, v in render_results.items() if k != 'extra_rays'}
         out: dict[str, Tensor] = {}
-        for module in self.scene_modules.values():
-            out.update(module.loss_terms(render_results, batch, overrides))
+        for name, module in self.scene_modules.items():
+            results = {**own, 'extra_rays': extra[name]} if name in extra else own
+            out.update(module.loss_terms(results, batch, overrides))
         return out
 
     def setup(self, scene: Any) -> None:

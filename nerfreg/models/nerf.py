@@ -203,10 +203,53 @@ class InstantNGP(BaseModel):
         device = self.step.device
         n = int(batch['rays_o'].shape[0]) if 'rays_o' in batch else int(
             batch['viewmats'].shape[0])
-        return dict(query=self.query, ray_range=self.ray_range, grid=self.grid.binary,
-                    spec=self.spec, max_samples=self.max_samples, t_min=self.t_min,
-                    backend=self.backend, jitter=self.training,
-                    backgrounds=self._backgrounds(n, device), **self.camera_overrides(batch))
+        inputs = dict(query=self.query, ray_range=self.ray_range, grid=self.grid.binary,
+                      spec=self.spec, max_samples=self.max_samples, t_min=self.t_min,
+                      backend=self.backend, jitter=self.training,
+                      backgrounds=self._backgrounds(n, device), **self.camera_overrides(batch))
+        if self.training and 'rays_o' in batch and batch.get('split') == 'train':
+            inputs = self._with_extra_rays(inputs, batch)
+        return inputs
+
+    def _with_extra_rays(self, inputs: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
+        """Append the rays the scene modules ask for (``extra_rays``; camera corrections
+        applied) after the batch's rays; the batch records them for the loss. The renderer's
+        sample budget keeps leading rays, so it drops extra rays before any batch ray."""
+        extra = batch['extra_rays'] = self.extra_rays(batch)
+        if not extra:
+            return inputs
+        origins = [inputs.get('rays_o', batch['rays_o'])]
+        dirs = [inputs.get('rays_d', batch['rays_d'])]
+        for rays in extra.values():
+            moved = self.camera_overrides(rays)
+            origins.append(moved.get('rays_o', rays['rays_o']))
+            dirs.append(moved.get('rays_d', rays['rays_d']))
+        k = sum(len(o) for o in origins[1:])
+        return {**inputs, 'rays_o': torch.cat(origins), 'rays_d': torch.cat(dirs),
+                'backgrounds': torch.cat([inputs['backgrounds'],
+                                          self._backgrounds(k, self.step.device)])}
+
+    @staticmethod
+    def _split_extra_rays(render_results: dict[str, Any], batch: dict[str, Any]
+                          ) -> dict[str, Any]:
+        """Render results of the batch's rays, with those of the extra rays the renderer
+        kept under ``extra_rays[section]`` (the rays, cut to the kept ones, and ``render``)."""
+        extra = batch.get('extra_rays') or {}
+        if not extra:
+            return render_results
+        r, n = int(batch['rays_o'].shape[0]), int(render_results['rgb'].shape[0])
+        keys = ('rgb', 'depth', 'alpha', 'backgrounds')
+        out = {key: value[:r] if key in keys else value for key, value in render_results.items()}
+        out['extra_rays'], start = {}, r
+        for name, rays in extra.items():
+            m = min(len(rays['rays_o']), max(0, n - start))
+            if m:
+                render = {key: render_results[key][start:start + m] for key in keys[:3]}
+                out['extra_rays'][name] = {
+                    **{k: v[:m] if torch.is_tensor(v) and v.dim() else v
+                       for k, v in rays.items()}, 'render': render}
+            start += len(rays['rays_o'])
+        return out
 
     def target_image(self, render_results: dict[str, Any], batch: dict[str, Any]) -> Tensor:
         """Ground truth re-composited on the render's background (views or rays)."""
@@ -225,7 +268,8 @@ class InstantNGP(BaseModel):
     # ------------------------------------------------------------------ training
     def get_loss_dict(self, render_results: dict[str, Any],
                       batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Mean squared colour error over the rendered rays."""
+        """Mean squared colour error over the rendered rays (+ scene-module terms)."""
+        render_results = self._split_extra_rays(render_results, batch)
         target = self.target_image(render_results, batch)
         n = render_results['rgb'].shape[0]
         rgb = self.transform_rgb(render_results['rgb'], _leading_rays(batch, n))

@@ -7,7 +7,8 @@ model (so checkpoints and resume cover it) that may
 
 - correct the cameras of training views before rendering (``camera_overrides``),
 - transform the rendered colours of a view or ray batch (``transform_rgb``),
-- add loss terms (``loss_terms``),
+- add loss terms (``loss_terms``), also on extra rays it asks a ray-batch model to render
+  with the batch (``extra_rays``),
 - add metrics of evaluated views beside the plain ones (``eval_metrics``; e.g. over the
   unmasked pixels, or after a test-time fit to part of the view),
 - bring its own optimizer param groups (``param_groups``) and lr schedules
@@ -69,6 +70,15 @@ class SceneModule(nn.Module):
     def transform_rgb(self, rgb: Tensor, batch: dict[str, Any]) -> Tensor:
         """Rendered colours ``[B,H,W,3]`` or ``[R,3]`` as the photo of this view saw them."""
         return rgb
+
+    def extra_rays(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
+        """Rays to render with a training ray batch (models that train on rays ask):
+        ``rays_o [K,3]``, ``rays_d [K,3]`` (unit), ``cam_index [K]``, ``split='train'`` and any
+        keys of the module's own; the same for the same ``(batch, step)``. The model renders
+        them (camera corrections applied) and hands them back to :meth:`loss_terms` as
+        ``render_results['extra_rays']``, with their ``render`` (``rgb``, ``depth``,
+        ``alpha``)."""
+        return {}
 
     def loss_terms(self, render_results: dict[str, Any], batch: dict[str, Any],
                    overrides: dict[str, Any]) -> dict[str, Tensor]:
