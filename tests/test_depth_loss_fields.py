@@ -11,6 +11,7 @@ import torch
 
 from nerfreg.engine import DefaultTrainer
 from nerfreg.models.depth_loss import project
+from nerfreg.models.nerf import _extra_slots
 from nerfreg.utils.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +73,9 @@ def test_field_renders_the_extra_rays_with_the_batch_and_the_loss_matches(tmp_pa
     extra = batch['extra_rays']['depth_loss']
     r, k = len(batch['rays_o']), len(extra['rays_o'])
     assert k > 0 and inputs['rays_o'].shape == (r + k, 3)
+    slots = _extra_slots(r, k, torch.device('cpu'))  # extra rays spread among the batch's
+    assert int(slots.sum()) == k and slots[:r // 2].any() and slots[r // 2:].any()
+    torch.testing.assert_close(inputs['rays_o'][~slots], batch['rays_o'])
     inputs['jitter'] = False  # deterministic marching, to compare with separate renders
     results = renderer(inputs, batch)
     losses = model.get_loss_dict(results, batch)
@@ -79,23 +83,50 @@ def test_field_renders_the_extra_rays_with_the_batch_and_the_loss_matches(tmp_pa
     # reference: the extra rays and the batch rays rendered on their own
     with torch.no_grad():
         alone = renderer.render_rays(inputs, extra['rays_o'], extra['rays_d'],
-                                     inputs['backgrounds'][r:])
+                                     inputs['backgrounds'][slots])
         own = renderer.render_rays(inputs, batch['rays_o'], batch['rays_d'],
-                                   inputs['backgrounds'][:r])
-    torch.testing.assert_close(results['rgb'][:r].detach(), own['rgb'], atol=1e-6, rtol=1e-5)
+                                   inputs['backgrounds'][~slots])
+    torch.testing.assert_close(results['rgb'][~slots].detach(), own['rgb'], atol=1e-6,
+                               rtol=1e-5)
     opaque = alone['alpha'][:, 0] > 0
     assert opaque.sum() > 10
     ext = float(trainer.scene.scene_extent)
     expected = 0.5 * (ext / alone['depth'][opaque, 0].clamp_min(1e-6)
                       - ext / extra['depth'][opaque]).abs().mean()
     torch.testing.assert_close(losses['depth_loss'].detach(), expected, atol=1e-6, rtol=1e-4)
-    target = model.target_image({**own, 'backgrounds': inputs['backgrounds'][:r]}, batch)
+    target = model.target_image({**own, 'backgrounds': inputs['backgrounds'][~slots]}, batch)
     torch.testing.assert_close(losses['mse'], ((own['rgb'] - target) ** 2).mean(),
                                atol=1e-6, rtol=1e-4)  # the batch's colour loss is unchanged
     # the depth term reaches the field
     losses['depth_loss'].backward()
     grads = [p.grad for p in model.field.parameters() if p.grad is not None]
     assert grads and max(float(g.abs().max()) for g in grads) > 0
+
+
+def test_a_sample_budget_cut_keeps_a_share_of_both_groups_aligned(tmp_path):
+    trainer = _trainer_with_depth(tmp_path, rays_per_step=64, min_alpha=0.0)
+    model, renderer = trainer.model, trainer.renderer
+    model.train()
+    batch = trainer.data.next_train_batch()
+    inputs = model(batch)  # jittered: the budget applies to training renders
+    torch.manual_seed(1)
+    full = renderer(inputs, batch)
+    renderer.train_sample_budget = int(full['meta']['n_samples']) // 3
+    torch.manual_seed(1)  # the same jitter
+    cut = renderer(inputs, batch)
+    n = int(cut['rgb'].shape[0])
+    assert n < len(inputs['rays_o'])
+    split = model._split_extra_rays(cut, batch)
+    kept = split['extra_rays']['depth_loss']
+    nb, ne = int(split['rgb'].shape[0]), int(kept['render']['depth'].shape[0])
+    assert nb + ne == n and nb > 0 and ne > 0
+    assert abs(ne / n - 64 / (128 + 64)) < 0.05  # a proportional share
+    ref = model._split_extra_rays(full, batch)  # the kept rays are prefixes of each group
+    torch.testing.assert_close(split['rgb'], ref['rgb'][:nb])
+    torch.testing.assert_close(kept['render']['depth'],
+                               ref['extra_rays']['depth_loss']['render']['depth'][:ne])
+    torch.testing.assert_close(kept['depth'], batch['extra_rays']['depth_loss']['depth'][:ne])
+    assert 'depth_loss' in model.get_loss_dict(cut, batch)
 
 
 def test_depth_loss_on_rays_needs_a_model_that_renders_extra_rays(tmp_path):
