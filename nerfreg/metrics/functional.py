@@ -83,10 +83,46 @@ def mse_to_psnr(mse: float, data_range: float = 1.0) -> float:
     return 10.0 * math.log10(data_range ** 2 / max(mse, 1e-20))
 
 
-def view_metrics(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+def masked_psnr(pred: Tensor, target: Tensor, mask: Tensor, data_range: float = 1.0) -> Tensor:
+    """PSNR per image ``[B]`` over the pixels a mask ``[B,H,W,1]`` keeps (weights in 0..1,
+    0 = ignored): from the mask-weighted mean squared error. An all-zero mask gives NaN."""
+    if pred.shape != target.shape or mask.shape != pred.shape[:-1] + (1,):
+        raise ValueError(f'masked_psnr: shapes {tuple(pred.shape)}, {tuple(target.shape)} and '
+                         f'mask {tuple(mask.shape)} do not fit [B,H,W,C] + [B,H,W,1]')
+    w = mask.float()
+    sq = (pred.float() - target.float()).pow(2) * w
+    mse = sq.flatten(1).sum(1) / (w.flatten(1).sum(1) * pred.shape[-1])
+    return 10.0 * torch.log10(data_range ** 2 / mse.clamp_min(1e-20))
+
+
+def masked_ssim(pred: Tensor, target: Tensor, mask: Tensor, data_range: float = 1.0,
+                window_size: int = 11, sigma: float = 1.5, padding: str = 'valid') -> Tensor:
+    """SSIM per image ``[B]``: the mean of the SSIM map over the pixels a mask ``[B,H,W,1]``
+    keeps (weighted by it). Ignored pixels are zeroed in both images first (as the masked
+    training loss does), so nothing inside them changes the score. With ``'valid'`` padding
+    the map covers the pixels at least ``window_size // 2`` from the border, and only the
+    kept ones among those count (NaN when there are none)."""
+    if mask.shape != pred.shape[:-1] + (1,):
+        raise ValueError(f'masked_ssim: mask {tuple(mask.shape)} does not fit the images '
+                         f'{tuple(pred.shape)} ([B,H,W,1] expected)')
+    w = mask.float()
+    smap = ssim_map(pred.float() * w, target.float() * w, data_range, window_size, sigma,
+                    padding)  # [B,C,H',W']
+    weight = w.permute(0, 3, 1, 2)
+    if padding == 'valid':
+        r = (window_size - 1) // 2
+        weight = weight[..., r:weight.shape[-2] - r, r:weight.shape[-1] - r]
+    total = (weight.flatten(1).sum(1) * smap.shape[1])
+    return (smap * weight).flatten(1).sum(1) / total
+
+
+def view_metrics(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
     """Per-view ``psnr [B]`` and ``ssim [B]`` of clamped ``[B,H,W,3]`` images (SSIM pads
-    'same' for images smaller than its 11 px window, 'valid' otherwise)."""
+    'same' for images smaller than its 11 px window, 'valid' otherwise); with a ``mask
+    [B,H,W,1]``, over the pixels it keeps (:func:`masked_psnr`, :func:`masked_ssim`)."""
     pred, target = pred.clamp(0, 1), target.clamp(0, 1)
-    small = min(pred.shape[1:3]) < 11
-    return {'psnr': psnr(pred, target),
-            'ssim': ssim(pred, target, padding='same' if small else 'valid')}
+    padding = 'same' if min(pred.shape[1:3]) < 11 else 'valid'
+    if mask is not None:
+        return {'psnr': masked_psnr(pred, target, mask),
+                'ssim': masked_ssim(pred, target, mask, padding=padding)}
+    return {'psnr': psnr(pred, target), 'ssim': ssim(pred, target, padding=padding)}

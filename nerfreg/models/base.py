@@ -40,7 +40,8 @@ class BaseModel(nn.Module):
     scene modules (``nerfreg.models.scene_modules``) in ``self.scene_modules``.
     """
 
-    config_sections: tuple[str, ...] = ('camera_opt', 'appearance', 'depth_loss')
+    config_sections: tuple[str, ...] = ('camera_opt', 'appearance', 'depth_loss',
+                                        'masked_metrics')
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,6 +54,9 @@ class BaseModel(nn.Module):
         for name in self.config_sections:
             cfg = dict(sections.get(name) or {})
             if not cfg.pop('enabled', False):
+                kind = MODELS.get(cfg['type']) if isinstance(cfg.get('type'), str) else None
+                if isinstance(kind, type) and issubclass(kind, SceneModule):
+                    kind.check_disabled(name, cfg)  # settings that need the section on
                 continue
             if 'type' not in cfg:
                 raise KeyError(f'config section `{name}` is enabled but has no `type`')
@@ -90,13 +94,28 @@ class BaseModel(nn.Module):
             rgb = module.transform_rgb(rgb, batch)
         return rgb
 
+    def extra_rays(self, batch: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Rays the scene modules ask to render with a training ray batch, by section
+        (``SceneModule.extra_rays``; empty requests left out)."""
+        step = int(getattr(self, 'step', 0))
+        out = {}
+        for name, module in self.scene_modules.items():
+            rays = module.extra_rays(batch, step)
+            if rays and len(rays['rays_o']):
+                out[name] = rays
+        return out
+
     def scene_module_losses(self, render_results: dict[str, Any], batch: dict[str, Any]
                             ) -> dict[str, Tensor]:
-        """Loss terms of the scene modules (added to ``loss`` by the model)."""
+        """Loss terms of the scene modules (added to ``loss`` by the model); each module
+        sees only its own ``render_results['extra_rays']``."""
         overrides = self.camera_overrides(batch) if self.scene_modules else {}
+        extra = render_results.get('extra_rays') or {}
+        own = {k: v for k, v in render_results.items() if k != 'extra_rays'}
         out: dict[str, Tensor] = {}
-        for module in self.scene_modules.values():
-            out.update(module.loss_terms(render_results, batch, overrides))
+        for name, module in self.scene_modules.items():
+            results = {**own, 'extra_rays': extra[name]} if name in extra else own
+            out.update(module.loss_terms(results, batch, overrides))
         return out
 
     def setup(self, scene: Any) -> None:
@@ -133,6 +152,15 @@ class BaseModel(nn.Module):
     def get_metric_dict(self, render_results: dict[str, Any],
                         batch: dict[str, Any]) -> dict[str, Tensor]:
         """Per-view ``psnr [B]`` and ``ssim [B]`` of the clamped (appearance-transformed)
-        render against :meth:`target_image`."""
-        return view_metrics(self.transform_rgb(render_results['rgb'], batch),
-                            self.target_image(render_results, batch))
+        render against :meth:`target_image`, plus the scene modules' ``eval_metrics``."""
+        pred = self.transform_rgb(render_results['rgb'], batch)
+        target = self.target_image(render_results, batch)
+        metrics = view_metrics(pred, target)
+        for module in self.scene_modules.values():
+            extra = module.eval_metrics(pred, target, batch)
+            clash = sorted(set(extra) & set(metrics))
+            if clash:
+                raise KeyError(f'{type(module).__name__}.eval_metrics returns {clash}, '
+                               'which another metric already reports; give them own names')
+            metrics.update(extra)
+        return metrics

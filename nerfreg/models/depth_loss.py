@@ -8,8 +8,12 @@ compared in inverse depth, scaled by the scene extent so that the weight is scal
 ``weight * mean |extent / d_render - extent / z_point|`` over the points in front of the
 camera, inside the image and where the render is opaque (alpha > ``min_alpha``).
 
-Needs whole-view training with a depth render mode (splatting's 'RGB+ED'); ray-batch
-training (fields) is refused with a clear error.
+Whole-view training (splatting) needs a depth render mode ('RGB+ED'). Ray-batch training
+(fields) asks the model for extra rays (``extra_rays``): each step ``rays_per_step``
+observations of the step's images (a draw seeded by the step, so resuming is exact), each
+a ray from the camera centre through the SfM point (i.e. through its pixel), with the
+point's distance along the ray as target; the model renders them with the batch (camera
+corrections applied) and the same inverse-depth L1 is taken on their expected depth.
 """
 
 from __future__ import annotations
@@ -50,15 +54,26 @@ class SparseDepthLoss(SceneModule):
     Args:
         weight: loss weight.
         min_alpha: ignore points where the render is more transparent than this.
+        rays_per_step: observations rendered as extra rays per ray-batch step (fields).
     """
 
-    def __init__(self, weight: float = 0.01, min_alpha: float = 0.5) -> None:
+    def __init__(self, weight: float = 0.01, min_alpha: float = 0.5,
+                 rays_per_step: int = 256) -> None:
         super().__init__()
         self.weight, self.min_alpha = float(weight), float(min_alpha)
+        self.rays_per_step = int(rays_per_step)
+        if self.rays_per_step < 1:
+            raise ValueError(f'depth_loss.rays_per_step must be >= 1, got {rays_per_step}')
         # observed points of every training image, concatenated (not saved: derived data)
         self.register_buffer('points', torch.zeros(0, 3), persistent=False)
         self.register_buffer('offsets', torch.zeros(1, dtype=torch.long), persistent=False)
         self.register_buffer('extent', torch.ones(()), persistent=False)
+        # per point: its training image; per image: centre, view matrix, K, (w, h)
+        self.register_buffer('point_cam', torch.zeros(0, dtype=torch.long), persistent=False)
+        self.register_buffer('centers', torch.zeros(0, 3), persistent=False)
+        self.register_buffer('viewmats', torch.zeros(0, 4, 4), persistent=False)
+        self.register_buffer('Ks', torch.zeros(0, 3, 3), persistent=False)
+        self.register_buffer('sizes', torch.zeros(0, 2), persistent=False)
 
     @torch.no_grad()
     def setup(self, scene: Any) -> None:
@@ -72,6 +87,50 @@ class SparseDepthLoss(SceneModule):
         self.points = torch.cat(per_view).float()
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
         self.extent = torch.tensor(float(getattr(scene, 'scene_extent', 1.0) or 1.0))
+        cams = scene.train.cameras.to('cpu')
+        self.point_cam = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        self.centers = cams.centers().float()
+        self.viewmats, self.Ks = cams.viewmats().float(), cams.Ks().float()
+        self.sizes = torch.stack([torch.as_tensor(cams.width), torch.as_tensor(cams.height)],
+                                 1).float()
+
+    def extra_rays(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
+        """Rays through observed SfM points of the step's images (ray batches only)."""
+        if not is_training_view(batch) or 'rays_o' not in batch or self.point_cam.numel() == 0:
+            return {}
+        dev = self.points.device
+        images = torch.unique(batch['cam_index'].to(dev))
+        candidates = torch.isin(self.point_cam, images).nonzero()[:, 0]
+        if candidates.numel() == 0:
+            return {}
+        gen = torch.Generator().manual_seed(int(step))
+        pick = candidates[torch.randint(len(candidates), (self.rays_per_step,),
+                                        generator=gen).to(dev)]
+        cam, x = self.point_cam[pick], self.points[pick]
+        rel = x - self.centers[cam]
+        dist = rel.norm(dim=1)
+        view = self.viewmats[cam]
+        local = torch.einsum('kij,kj->ki', view[:, :3, :3], x) + view[:, :3, 3]
+        z = local[:, 2].clamp_min(1e-9)
+        k = self.Ks[cam]
+        u = k[:, 0, 0] * local[:, 0] / z + k[:, 0, 2]
+        v = k[:, 1, 1] * local[:, 1] / z + k[:, 1, 2]
+        size = self.sizes[cam]
+        keep = ((local[:, 2] > 1e-6) & (dist > 1e-6) & (u >= 0) & (v >= 0) & (u < size[:, 0])
+                & (v < size[:, 1]))
+        return dict(rays_o=self.centers[cam][keep], rays_d=rel[keep] / dist[keep, None],
+                    cam_index=cam[keep], depth=dist[keep], split='train')
+
+    def ray_loss(self, extra: dict[str, Any]) -> dict[str, Tensor]:
+        """The inverse-depth L1 on the rendered extra rays (where they are opaque)."""
+        render = extra['render']
+        opaque = render['alpha'].detach()[:, 0] > self.min_alpha
+        if not bool(opaque.any()):
+            return {}
+        d = render['depth'][opaque, 0].clamp_min(1e-6)
+        ext = self.extent.to(d.dtype)
+        err = (ext / d - ext / extra['depth'][opaque].to(d.dtype)).abs().mean()
+        return {'depth_loss': self.weight * err}
 
     def view_loss(self, depth: Tensor, alpha: Tensor, points: Tensor, viewmat: Tensor,
                   K: Tensor) -> Tensor | None:
@@ -94,8 +153,12 @@ class SparseDepthLoss(SceneModule):
         if not is_training_view(batch) or self.points.shape[0] == 0:
             return {}
         if 'rays_o' in batch:
-            raise ValueError('depth_loss supports whole-view training (splatting) only, not '
-                             'ray batches; set depth_loss.enabled=False for this model')
+            if 'extra_rays' not in batch:
+                raise ValueError('depth_loss on ray batches needs a model that renders the '
+                                 'extra rays scene modules ask for (BaseModel.extra_rays, as '
+                                 'InstantNGP does); set depth_loss.enabled=False for this model')
+            extra = render_results.get('extra_rays')
+            return {} if extra is None else self.ray_loss(extra)
         if render_results.get('depth') is None:
             raise ValueError("depth_loss needs a depth render: set renderer.render_mode="
                              "'RGB+ED'")

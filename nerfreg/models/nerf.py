@@ -34,6 +34,23 @@ def _leading_rays(batch: dict[str, Any], n: int) -> dict[str, Any]:
         batch['rays_o']) else v for k, v in batch.items()}
 
 
+def _extra_slots(n_batch: int, n_extra: int, device: torch.device) -> Tensor:
+    """Which of ``n_batch + n_extra`` mixed rays are extra ones (spread evenly) ``[N]``."""
+    slots = torch.zeros(n_batch + n_extra, dtype=torch.bool, device=device)
+    if n_extra:
+        pos = ((torch.arange(n_extra, device=device) + 0.5) * (n_batch + n_extra) / n_extra)
+        slots[pos.long().clamp_max(n_batch + n_extra - 1)] = True
+    return slots
+
+
+def _mix(batch_rows: Tensor, extra_rows: Tensor, is_extra: Tensor) -> Tensor:
+    """Rows of both groups in the slots ``is_extra`` gives them, each in its own order."""
+    out = batch_rows.new_empty((len(is_extra),) + tuple(batch_rows.shape[1:]))
+    out[~is_extra] = batch_rows
+    out[is_extra] = extra_rows.to(batch_rows.dtype)
+    return out
+
+
 @MODELS.register_module()
 class InstantNGP(BaseModel):
     """Hash-grid radiance field trained on ray batches (``RayPipeline``).
@@ -203,10 +220,61 @@ class InstantNGP(BaseModel):
         device = self.step.device
         n = int(batch['rays_o'].shape[0]) if 'rays_o' in batch else int(
             batch['viewmats'].shape[0])
-        return dict(query=self.query, ray_range=self.ray_range, grid=self.grid.binary,
-                    spec=self.spec, max_samples=self.max_samples, t_min=self.t_min,
-                    backend=self.backend, jitter=self.training,
-                    backgrounds=self._backgrounds(n, device), **self.camera_overrides(batch))
+        inputs = dict(query=self.query, ray_range=self.ray_range, grid=self.grid.binary,
+                      spec=self.spec, max_samples=self.max_samples, t_min=self.t_min,
+                      backend=self.backend, jitter=self.training,
+                      backgrounds=self._backgrounds(n, device), **self.camera_overrides(batch))
+        if self.training and 'rays_o' in batch and batch.get('split') == 'train':
+            inputs = self._with_extra_rays(inputs, batch)
+        return inputs
+
+    def _with_extra_rays(self, inputs: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
+        """Mix the rays the scene modules ask for (``extra_rays``; camera corrections
+        applied) evenly into the batch's rays, each group keeping its order; the batch
+        records them for the loss. The renderer's sample budget keeps leading rays, so a cut
+        batch keeps a proportional share of both groups."""
+        extra = batch['extra_rays'] = self.extra_rays(batch)
+        if not extra:
+            return inputs
+        origins, dirs = [], []
+        for rays in extra.values():
+            moved = self.camera_overrides(rays)
+            origins.append(moved.get('rays_o', rays['rays_o']))
+            dirs.append(moved.get('rays_d', rays['rays_d']))
+        is_extra = _extra_slots(int(batch['rays_o'].shape[0]), sum(len(o) for o in origins),
+                                self.step.device)
+        backgrounds = self._backgrounds(int(is_extra.sum()), self.step.device)
+        return {**inputs, **{key: _mix(inputs.get(key, batch.get(key)), torch.cat(add),
+                                       is_extra)
+                             for key, add in (('rays_o', origins), ('rays_d', dirs),
+                                              ('backgrounds', [backgrounds]))}}
+
+    @staticmethod
+    def _split_extra_rays(render_results: dict[str, Any], batch: dict[str, Any]
+                          ) -> dict[str, Any]:
+        """Render results of the batch's rays, with those of the extra rays the renderer
+        kept under ``extra_rays[section]`` (the rays, cut to the kept ones, and ``render``)."""
+        extra = batch.get('extra_rays') or {}
+        if not extra:
+            return render_results
+        n = int(render_results['rgb'].shape[0])
+        is_extra = _extra_slots(int(batch['rays_o'].shape[0]),
+                                sum(len(r['rays_o']) for r in extra.values()),
+                                render_results['rgb'].device)[:n]
+        keys = ('rgb', 'depth', 'alpha', 'backgrounds')
+        out = {key: value[~is_extra] if key in keys else value
+               for key, value in render_results.items()}
+        kept = {key: render_results[key][is_extra] for key in keys[:3]}
+        out['extra_rays'], start = {}, 0
+        for name, rays in extra.items():
+            m = min(len(rays['rays_o']), max(0, int(is_extra.sum()) - start))
+            if m:
+                render = {key: value[start:start + m] for key, value in kept.items()}
+                out['extra_rays'][name] = {
+                    **{k: v[:m] if torch.is_tensor(v) and v.dim() else v
+                       for k, v in rays.items()}, 'render': render}
+            start += len(rays['rays_o'])
+        return out
 
     def target_image(self, render_results: dict[str, Any], batch: dict[str, Any]) -> Tensor:
         """Ground truth re-composited on the render's background (views or rays)."""
@@ -225,7 +293,8 @@ class InstantNGP(BaseModel):
     # ------------------------------------------------------------------ training
     def get_loss_dict(self, render_results: dict[str, Any],
                       batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Mean squared colour error over the rendered rays."""
+        """Mean squared colour error over the rendered rays (+ scene-module terms)."""
+        render_results = self._split_extra_rays(render_results, batch)
         target = self.target_image(render_results, batch)
         n = render_results['rgb'].shape[0]
         rgb = self.transform_rgb(render_results['rgb'], _leading_rays(batch, n))

@@ -7,7 +7,10 @@ model (so checkpoints and resume cover it) that may
 
 - correct the cameras of training views before rendering (``camera_overrides``),
 - transform the rendered colours of a view or ray batch (``transform_rgb``),
-- add loss terms (``loss_terms``),
+- add loss terms (``loss_terms``), also on extra rays it asks a ray-batch model to render
+  with the batch (``extra_rays``),
+- add metrics of evaluated views beside the plain ones (``eval_metrics``; e.g. over the
+  unmasked pixels, or after a test-time fit to part of the view),
 - bring its own optimizer param groups (``param_groups``) and lr schedules
   (``scheduler_cfgs``).
 
@@ -43,6 +46,11 @@ class SceneModule(nn.Module):
     takes the checkpoint's sizes.
     """
 
+    @classmethod
+    def check_disabled(cls, section: str, cfg: dict[str, Any]) -> None:
+        """Called with the settings of a disabled section; raise for a setting that only
+        makes sense with the section enabled (instead of ignoring it silently)."""
+
     def setup(self, scene: Any) -> None:
         """Size parameters and buffers from the scene dataset."""
 
@@ -63,9 +71,31 @@ class SceneModule(nn.Module):
         """Rendered colours ``[B,H,W,3]`` or ``[R,3]`` as the photo of this view saw them."""
         return rgb
 
+    def extra_rays(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
+        """Rays to render with a training ray batch (models that train on rays ask):
+        ``rays_o [K,3]``, ``rays_d [K,3]`` (unit), ``cam_index [K]``, ``split='train'`` and any
+        keys of the module's own; the same for the same ``(batch, step)``. The model renders
+        them (camera corrections applied) and hands them back to :meth:`loss_terms` as
+        ``render_results['extra_rays']``, with their ``render`` (``rgb``, ``depth``,
+        ``alpha``)."""
+        return {}
+
     def loss_terms(self, render_results: dict[str, Any], batch: dict[str, Any],
                    overrides: dict[str, Any]) -> dict[str, Tensor]:
         """Weighted loss terms added to the model's loss."""
+        return {}
+
+    def eval_metrics(self, pred: Tensor, target: Tensor, batch: dict[str, Any]
+                     ) -> dict[str, Tensor]:
+        """Extra metrics ``{name: [B]}`` of evaluated views, beside the model's plain ones.
+
+        ``pred`` is what the plain metrics score (the render after ``transform_rgb``),
+        ``target`` the ground truth, both ``[B,H,W,3]``. Names must differ from the plain
+        ``psnr``/``ssim`` and say what they are (``psnr_masked``). Every view of a split must
+        get the same keys (the loops average them). A module may fit per-view parameters
+        here (test-time fitting, gradients enabled locally); it must use only this view's
+        pixels, keep nothing between views and never touch the scene.
+        """
         return {}
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
