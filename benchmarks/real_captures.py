@@ -188,7 +188,7 @@ def train(scene: Path, work: Path, steps: int, downscale: float, options: dict,
     trainer = DefaultTrainer.from_cfg(cfg)
     trainer.train()
     metrics = trainer.validation() if split == 'val' else trainer.test()
-    result = dict(psnr=float(metrics['psnr']), ssim=float(metrics['ssim']))
+    result = {k: float(v) for k, v in metrics.items() if k.startswith(('psnr', 'ssim'))}
     if reference is not None and 'camera_opt' in trainer.model.scene_modules:
         result['pose_error'] = pose_errors(trainer, reference)
     work.mkdir(parents=True, exist_ok=True)
@@ -222,15 +222,15 @@ def pose_errors(trainer, clean: Path) -> dict:
     return out
 
 
-def sparse_points_of(scene: Path) -> dict:
+def sparse_points_of(scene: Path, out: str | None = None) -> dict:
     """Options that give ``scene`` SfM points: none for COLMAP scenes; for a
     ``transforms.json`` capture, its known-pose triangulation (``nerfreg-process
     triangulate``, made once into the nerfreg cache and reused)."""
     if not (scene / 'transforms.json').is_file():
         return {}
     from nerfreg.process.triangulate import TriangulateOptions, triangulate
-    report = triangulate(TriangulateOptions(transforms=scene / 'transforms.json',
-                                            max_size=1200, quiet=True))
+    report = triangulate(TriangulateOptions(transforms=scene / 'transforms.json', max_size=1200,
+                                            out=Path(out) if out else None, quiet=True))
     return {'data.sparse_dir': report['out']}
 
 
@@ -294,7 +294,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.protocol in ('depth', 'all'):
         results['depth'] = {}
         for scene in [src] + [Path(s).resolve() for s in args.depth_scenes]:
-            points = sparse_points_of(scene)
+            points = sparse_points_of(scene, args.triangulated)
             base = clean_run() if scene == src else train_(scene, f'{scene.name}_plain', points)
             dl = train_(scene, f'{scene.name}_depth', {**points, 'depth_loss.enabled': True})
             results['depth'][scene.name] = dict(psnr=base['psnr'], psnr_depth=dl['psnr'],
@@ -310,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--scene', default=str(REPO.parent / 'shared' / 'data' / 'cup'))
     parser.add_argument('--depth-scenes', nargs='*', default=[],
                         help='more scenes for the depth protocol (COLMAP ones are trained)')
+    parser.add_argument('--triangulated', default=None,
+                        help='where the known-pose triangulation of a transforms.json depth scene '
+                             'goes (default: the nerfreg cache; an existing one is reused)')
     parser.add_argument('--split', choices=['test', 'val'], default='test',
                         help="score on 'val' to tune settings, 'test' to report")
     parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE',

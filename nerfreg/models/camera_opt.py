@@ -119,7 +119,7 @@ class CameraOptimizer(SceneModule):
         eps: Adam epsilon of the group.
     """
 
-    def __init__(self, mode: str = 'SO3xR3', lr: float = 1e-3, final_ratio: float = 0.01,
+    def __init__(self, mode: str = 'SO3xR3', lr: float = 1e-4, final_ratio: float = 0.01,
                  decay_steps: int = 10_000, warmup_steps: int = 0, weight_decay: float = 1e-4,
                  gauge: str = 'similarity', eps: float = 1e-8) -> None:
         super().__init__()
