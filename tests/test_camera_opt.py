@@ -220,13 +220,14 @@ def test_trainer_hands_camera_opt_to_the_splatting_model(tmp_path):
     off = DefaultTrainer.from_cfg(_gs_cfg(tmp_path, 'off'))
     assert len(off.model.scene_modules) == 0
     assert 'camera_opt' not in off.optimizer.get_lr()
-    trainer = DefaultTrainer.from_cfg(_gs_cfg(tmp_path, 'on', **{'camera_opt.enabled': True}))
+    cfg = _gs_cfg(tmp_path, 'on', **{'camera_opt.enabled': True, 'camera_opt.lr': 2e-3})
+    trainer = DefaultTrainer.from_cfg(cfg)
     module = trainer.model.scene_modules['camera_opt']
     assert module.delta.shape == (5, 6) and not module.delta.any()
-    assert trainer.optimizer.get_lr()['camera_opt'] == pytest.approx(1e-3)
+    assert trainer.optimizer.get_lr()['camera_opt'] == pytest.approx(2e-3)  # from the section
     trainer.train()
     assert module.delta.abs().sum() > 0  # every seen view moved
-    assert trainer.optimizer.get_lr()['camera_opt'] < 1e-3  # its own schedule decays it
+    assert trainer.optimizer.get_lr()['camera_opt'] < 2e-3  # its own schedule decays it
     assert 'scene_modules.camera_opt.delta' in trainer.state_dict()['model']
     # held-out views render from their recorded poses: metrics equal a model without it
     metrics = trainer.test()
