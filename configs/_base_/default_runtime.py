@@ -30,7 +30,7 @@ camera_opt = dict(  # learnt SE(3) corrections of the training cameras
 appearance = dict(  # per-image affine colour transform of the render (identity at test)
     type='AffineAppearance', enabled=False, lr=5e-3, final_ratio=0.1, decay_steps=10_000,
     weight_decay=0.0, center=True, eval_mode='identity', eval_steps=200)
-depth_loss = dict(  # inverse-depth L1 at the SfM points each training image observed (splats)
-    type='SparseDepthLoss', enabled=False, weight=0.01, min_alpha=0.5)
+depth_loss = dict(  # inverse-depth L1 at the SfM points each training image observed
+    type='SparseDepthLoss', enabled=False, weight=0.001, min_alpha=0.5)
 masked_metrics = dict(  # psnr_masked/ssim_masked over the pixels the held-out views' masks keep
     type='MaskedMetrics', enabled=False)

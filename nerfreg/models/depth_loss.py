@@ -57,7 +57,7 @@ class SparseDepthLoss(SceneModule):
         rays_per_step: observations rendered as extra rays per ray-batch step (fields).
     """
 
-    def __init__(self, weight: float = 0.01, min_alpha: float = 0.5,
+    def __init__(self, weight: float = 0.001, min_alpha: float = 0.5,
                  rays_per_step: int = 256) -> None:
         super().__init__()
         self.weight, self.min_alpha = float(weight), float(min_alpha)
