@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from .errors import run_with_clear_errors
+    # SIGINT stops the viewer even when it was started with SIGINT ignored (a background job
+    # of a non-interactive shell inherits that), as it stops training (engine/interrupt.py)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def run() -> int:
         from ..viewer.launch import start_viewer
