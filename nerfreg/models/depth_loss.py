@@ -40,10 +40,12 @@ def sample_image(image: Tensor, uv: Tensor) -> Tensor:
 
 
 def project(points: Tensor, viewmat: Tensor, K: Tensor) -> tuple[Tensor, Tensor]:
-    """Pixel positions ``[K,2]`` and camera depths ``[K]`` of world ``points [K,3]``."""
-    cam = points @ viewmat[:3, :3].T + viewmat[:3, 3]
+    """Pixel positions ``[K,2]`` and camera depths ``[K]`` of world ``points [K,3]``, seen by
+    one camera (``viewmat [4,4]``, ``K [3,3]``) or each by its own (``[K,4,4]``, ``[K,3,3]``)."""
+    cam = (viewmat[..., :3, :3] @ points[..., None])[..., 0] + viewmat[..., :3, 3]
     z = cam[:, 2]
-    uv = torch.stack([K[0, 0] * cam[:, 0] / z + K[0, 2], K[1, 1] * cam[:, 1] / z + K[1, 2]], -1)
+    uv = torch.stack([K[..., 0, 0] * cam[:, 0] / z + K[..., 0, 2],
+                      K[..., 1, 1] * cam[:, 1] / z + K[..., 1, 2]], -1)
     return uv, z
 
 
@@ -109,15 +111,9 @@ class SparseDepthLoss(SceneModule):
         cam, x = self.point_cam[pick], self.points[pick]
         rel = x - self.centers[cam]
         dist = rel.norm(dim=1)
-        view = self.viewmats[cam]
-        local = torch.einsum('kij,kj->ki', view[:, :3, :3], x) + view[:, :3, 3]
-        z = local[:, 2].clamp_min(1e-9)
-        k = self.Ks[cam]
-        u = k[:, 0, 0] * local[:, 0] / z + k[:, 0, 2]
-        v = k[:, 1, 1] * local[:, 1] / z + k[:, 1, 2]
+        uv, z = project(x, self.viewmats[cam], self.Ks[cam])
         size = self.sizes[cam]
-        keep = ((local[:, 2] > 1e-6) & (dist > 1e-6) & (u >= 0) & (v >= 0) & (u < size[:, 0])
-                & (v < size[:, 1]))
+        keep = (z > 1e-6) & (dist > 1e-6) & (uv >= 0).all(1) & (uv < size).all(1)
         return dict(rays_o=self.centers[cam][keep], rays_d=rel[keep] / dist[keep, None],
                     cam_index=cam[keep], depth=dist[keep], split='train')
 
