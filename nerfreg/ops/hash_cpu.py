@@ -85,3 +85,42 @@ def hash_backward(x, grad_out, res, resf, dense, grad_tables):
                 row = _row(ix + cx, iy + cy, iz + cz, r, table_size, dense[lv])
                 for f in range(n_feat):
                     grad_tables[lv, row, f] += w * grad_out[n, base + f]
+
+
+@njit(parallel=True, **_JIT)
+def hash_backward_x(x, tables, grad_out, res, resf, dense, grad_x):
+    """``grad_x[n] = sum_l,corners (grad_out[n, l] . tables[l, row]) * dw/dx`` (parallel over
+    points): the gradient of the trilinear weights, for inputs that need one (points that
+    move with a camera being refined)."""
+    n_pts = x.shape[0]
+    n_lvl, table_size, n_feat = tables.shape
+    one = 1.0
+    for n in prange(n_pts):
+        gx = 0.0
+        gy = 0.0
+        gz = 0.0
+        for lv in range(n_lvl):
+            r = res[lv]
+            rf = resf[lv]
+            base = lv * n_feat
+            ix, fx = _cell(x[n, 0] * rf, r)
+            iy, fy = _cell(x[n, 1] * rf, r)
+            iz, fz = _cell(x[n, 2] * rf, r)
+            for c in range(8):
+                cx, cy, cz = c & 1, (c >> 1) & 1, (c >> 2) & 1
+                row = _row(ix + cx, iy + cy, iz + cz, r, table_size, dense[lv])
+                dot = 0.0
+                for f in range(n_feat):
+                    dot += grad_out[n, base + f] * tables[lv, row, f]
+                wx = fx if cx else one - fx
+                wy = fy if cy else one - fy
+                wz = fz if cz else one - fz
+                sx = rf if cx else -rf
+                sy = rf if cy else -rf
+                sz = rf if cz else -rf
+                gx += dot * sx * wy * wz
+                gy += dot * wx * sy * wz
+                gz += dot * wx * wy * sz
+        grad_x[n, 0] = gx
+        grad_x[n, 1] = gy
+        grad_x[n, 2] = gz

@@ -80,20 +80,28 @@ class _HashEncodeCPU(torch.autograd.Function):
         resf = res.astype(xn.dtype)
         out = np.empty((xn.shape[0], tables.shape[0] * tables.shape[2]), dtype=xn.dtype)
         K.hash_forward(xn, tables.detach().contiguous().numpy(), res, resf, dense, out)
-        ctx.save_for_backward(x)
+        ctx.save_for_backward(x, tables)
         ctx.meta = (res, resf, dense, tables.shape, tables.dtype)
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         from . import hash_cpu as K
-        (x,) = ctx.saved_tensors
+        x, tables = ctx.saved_tensors
         set_numba_threads(x.shape[0] * ctx.meta[3][0])
         res, resf, dense, shape, dtype = ctx.meta
-        g = np.zeros(shape, dtype=resf.dtype)
-        K.hash_backward(x.detach().to(dtype).contiguous().numpy(),
-                        grad_out.to(dtype).contiguous().numpy(), res, resf, dense, g)
-        return None, torch.from_numpy(g), None, None
+        xn = x.detach().to(dtype).contiguous().numpy()
+        gn = grad_out.to(dtype).contiguous().numpy()
+        grad_x = grad_tables = None
+        if ctx.needs_input_grad[1]:
+            g = np.zeros(shape, dtype=resf.dtype)
+            K.hash_backward(xn, gn, res, resf, dense, g)
+            grad_tables = torch.from_numpy(g)
+        if ctx.needs_input_grad[0]:  # points that move with a camera being refined
+            gx = np.empty(xn.shape, dtype=xn.dtype)
+            K.hash_backward_x(xn, tables.detach().contiguous().numpy(), gn, res, resf, dense, gx)
+            grad_x = torch.from_numpy(gx).to(x.dtype)
+        return grad_x, grad_tables, None, None
 
 
 def hash_encode(x: Tensor, tables: Tensor, resolutions: list[int],
