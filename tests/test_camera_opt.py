@@ -232,3 +232,18 @@ def test_trainer_hands_camera_opt_to_the_splatting_model(tmp_path):
     # held-out views render from their recorded poses: metrics equal a model without it
     metrics = trainer.test()
     assert metrics['psnr'] > 0
+
+
+def test_field_ray_batches_refine_camera_positions_too(tmp_path):
+    """Ray-batch fields (compiled hash encoding on the CPU) pass gradients to the sample
+    positions, so a camera's translation is refined, not only its rotation (which also
+    reaches the view directions). With no gauge, nothing else could move it."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_nerf_train import _cfg
+    cfg = _cfg(tmp_path, 'field', **{'camera_opt.enabled': True, 'camera_opt.lr': 1e-3,
+                                     'camera_opt.gauge': 'none', 'train_cfg.max_steps': 6})
+    trainer = DefaultTrainer.from_cfg(cfg)
+    trainer.train()
+    delta = trainer.model.scene_modules['camera_opt'].delta.detach()
+    assert delta[:, :3].abs().sum() > 0 and delta[:, 3:].abs().sum() > 0, delta

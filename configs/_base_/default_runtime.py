@@ -24,7 +24,8 @@ visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
 # builds it from MODELS when `enabled`; switch on with e.g. --cfg-options camera_opt.enabled=True
 camera_opt = dict(  # learnt SE(3) corrections of the training cameras
     type='CameraOptimizer', enabled=False, mode='SO3xR3', lr=1e-4, final_ratio=0.01,
-    decay_steps=10_000, warmup_steps=0, weight_decay=1e-4)
+    decay_steps=10_000, warmup_steps=0, weight_decay=1e-4,
+    eval_align=False, align_steps=100, align_lr=5e-3)  # eval_align: psnr_aligned (see docs)
 # appearance: eval_mode='nerfw' also reports psnr_nerfw / ssim_nerfw (the NeRF-W protocol:
 # a transform fitted on each held-out view's left half, the right half scored)
 appearance = dict(  # per-image affine colour transform of the render (identity at test)

@@ -63,7 +63,9 @@ class OptimizerProtocol(Protocol):
 @runtime_checkable
 class MetricProvider(Protocol):
     """A model that scores renders (``{'psnr': [B], ...}``): checked when a val/test loop
-    starts, so a model that is only trained need not have it."""
+    starts, so a model that is only trained need not have it. A ``get_metric_dict`` with a
+    ``render`` parameter also gets ``render(overrides)``: the batch rendered again with
+    render-input overrides (a test-time fit of the camera needs it)."""
 
     def get_metric_dict(self, render_results: dict, batch: dict) -> dict: ...
 

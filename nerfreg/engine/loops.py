@@ -10,6 +10,7 @@ A plugin defines its own training process by registering a loop and selecting it
 
 from __future__ import annotations
 
+import inspect
 from collections import defaultdict
 from typing import Any
 
@@ -90,6 +91,17 @@ class _EvalLoop(BaseLoop):
         super().__init__(runner)
         self.split = split or self.mode
 
+    def _render_kw(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """``render=`` for models whose ``get_metric_dict`` takes it: ``batch`` rendered again
+        with render-input overrides (for test-time fits of the camera, e.g.)."""
+        if 'render' not in inspect.signature(self.runner.model.get_metric_dict).parameters:
+            return {}
+        runner = self.runner
+
+        def render(overrides: dict[str, Any]) -> dict[str, Any]:
+            return runner.renderer({**runner.model(batch), **overrides}, batch)
+        return {'render': render}
+
     @torch.no_grad()
     def run(self) -> dict[str, float]:
         runner, mode = self.runner, self.mode
@@ -106,7 +118,7 @@ class _EvalLoop(BaseLoop):
             runner.call_hook(f'before_{mode}_iter', batch_idx=idx, data_batch=batch)
             render_inputs = runner.model(batch)
             render_results = runner.renderer(render_inputs, batch)
-            metrics = runner.model.get_metric_dict(render_results, batch)
+            metrics = runner.model.get_metric_dict(render_results, batch, **self._render_kw(batch))
             views = 1
             for key, value in metrics.items():
                 value = torch.as_tensor(value, dtype=torch.float64)

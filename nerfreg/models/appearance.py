@@ -129,8 +129,8 @@ class AffineAppearance(SceneModule):
             opt.step(closure)
         return affine_from_embedding(emb.detach())
 
-    def eval_metrics(self, pred: Tensor, target: Tensor, batch: dict[str, Any]
-                     ) -> dict[str, Tensor]:
+    def eval_metrics(self, pred: Tensor, target: Tensor, batch: dict[str, Any],
+                     render: Any = None) -> dict[str, Tensor]:
         """NeRF-W protocol ('nerfw'): fit on the left half, score the right half."""
         if self.eval_mode != 'nerfw':
             return {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Union
 
 import torch
@@ -149,15 +149,24 @@ class BaseModel(nn.Module):
         return batch['image']
 
     @torch.no_grad()
-    def get_metric_dict(self, render_results: dict[str, Any],
-                        batch: dict[str, Any]) -> dict[str, Tensor]:
+    def get_metric_dict(self, render_results: dict[str, Any], batch: dict[str, Any],
+                        render: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                        ) -> dict[str, Tensor]:
         """Per-view ``psnr [B]`` and ``ssim [B]`` of the clamped (appearance-transformed)
-        render against :meth:`target_image`, plus the scene modules' ``eval_metrics``."""
+        render against :meth:`target_image`, plus the scene modules' ``eval_metrics``.
+
+        ``render(overrides)`` (given by the evaluation loops) renders ``batch`` again with
+        render-input overrides; the scene modules get it as a function returning the
+        appearance-transformed ``rgb``."""
         pred = self.transform_rgb(render_results['rgb'], batch)
         target = self.target_image(render_results, batch)
         metrics = view_metrics(pred, target)
+        view_render = None
+        if render is not None:
+            def view_render(overrides: dict[str, Any]) -> Tensor:
+                return self.transform_rgb(render(overrides)['rgb'], batch)
         for module in self.scene_modules.values():
-            extra = module.eval_metrics(pred, target, batch)
+            extra = module.eval_metrics(pred, target, batch, render=view_render)
             clash = sorted(set(extra) & set(metrics))
             if clash:
                 raise KeyError(f'{type(module).__name__}.eval_metrics returns {clash}, '

@@ -33,50 +33,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from nerfreg.cameras.rigid import MODES, correction_matrices, invert_rigid, skew
+from nerfreg.metrics.functional import view_metrics
 from nerfreg.registry import MODELS
 
+from .pose_alignment import ViewRenderer, align_views, correction_size, view_overrides
 from .scene_modules import SceneModule, is_training_view, training_indices
 
-MODES = ('SO3xR3', 'SE3')
 GAUGES = {'none': 0, 'rigid': 6, 'similarity': 7}
-
-
-def skew(w: Tensor) -> Tensor:
-    """``[..., 3] -> [..., 3, 3]`` cross-product matrices."""
-    zero = torch.zeros_like(w[..., 0])
-    return torch.stack([
-        torch.stack([zero, -w[..., 2], w[..., 1]], -1),
-        torch.stack([w[..., 2], zero, -w[..., 0]], -1),
-        torch.stack([-w[..., 1], w[..., 0], zero], -1)], -2)
-
-
-def correction_matrices(delta: Tensor, mode: str = 'SO3xR3', trans_scale: float = 1.0
-                        ) -> Tensor:
-    """Rigid transforms ``[N,4,4]`` of 6-vectors ``delta [N,6]`` (``omega``, ``v``)."""
-    if mode not in MODES:
-        raise ValueError(f'camera_opt.mode must be one of {MODES}, got {mode!r}')
-    omega, v = delta[:, :3], delta[:, 3:] * trans_scale
-    n = delta.shape[0]
-    if mode == 'SE3':
-        twist = torch.zeros(n, 4, 4, dtype=delta.dtype, device=delta.device)
-        twist[:, :3, :3] = skew(omega)
-        twist[:, :3, 3] = v
-        return torch.linalg.matrix_exp(twist)
-    out = torch.zeros(n, 4, 4, dtype=delta.dtype, device=delta.device)
-    out[:, :3, :3] = torch.linalg.matrix_exp(skew(omega))
-    out[:, :3, 3] = v
-    out[:, 3, 3] = 1.0
-    return out
-
-
-def invert_rigid(m: Tensor) -> Tensor:
-    """Inverse of rigid transforms ``[N,4,4]``."""
-    rt = m[:, :3, :3].transpose(1, 2)
-    out = torch.zeros_like(m)
-    out[:, :3, :3] = rt
-    out[:, :3, 3] = -(rt @ m[:, :3, 3:])[..., 0]
-    out[:, 3, 3] = 1.0
-    return out
 
 
 def gauge_basis(w2c_rot: Tensor, centres: Tensor, dof: int) -> Tensor:
@@ -117,12 +81,20 @@ class CameraOptimizer(SceneModule):
         gauge: 'similarity' | 'rigid' | 'none': which common motion of all training
             cameras is projected out of the corrections (see the module docstring).
         eps: Adam epsilon of the group.
+        eval_align: also score every held-out view after fitting its camera to its own photo
+            (``psnr_aligned``/``ssim_aligned``, and the fitted correction's size as
+            ``aligned_rot_deg``/``aligned_trans_pct``; see ``pose_alignment``). The plain
+            metrics are unchanged.
+        align_steps, align_lr: Adam steps and initial lr of that fit.
     """
 
     def __init__(self, mode: str = 'SO3xR3', lr: float = 1e-4, final_ratio: float = 0.01,
                  decay_steps: int = 10_000, warmup_steps: int = 0, weight_decay: float = 1e-4,
-                 gauge: str = 'similarity', eps: float = 1e-8) -> None:
+                 gauge: str = 'similarity', eps: float = 1e-8, eval_align: bool = False,
+                 align_steps: int = 100, align_lr: float = 5e-3) -> None:
         super().__init__()
+        self.eval_align, self.align_steps = bool(eval_align), int(align_steps)
+        self.align_lr = float(align_lr)
         if gauge not in GAUGES:
             raise ValueError(f'camera_opt.gauge must be one of {tuple(GAUGES)}, got {gauge!r}')
         self.gauge = gauge
@@ -141,6 +113,13 @@ class CameraOptimizer(SceneModule):
         # gauge projection: corrections <- corrections - basis @ (solve @ corrections)
         self.register_buffer('gauge_span', torch.zeros(0, 0), persistent=False)
         self.register_buffer('gauge_solve', torch.zeros(0, 0), persistent=False)
+
+    @classmethod
+    def check_disabled(cls, section: str, cfg: dict[str, Any]) -> None:
+        if cfg.get('eval_align'):
+            raise ValueError(f'{section}.eval_align=True needs the section on: add '
+                             f'{section}.enabled=True (with {section}.lr=0 to align held-out '
+                             'views of a model trained without pose refinement)')
 
     @torch.no_grad()
     def setup(self, scene: Any) -> None:
@@ -196,13 +175,24 @@ class CameraOptimizer(SceneModule):
             dirs = (rc @ (d[:, :3, :3] @ (rc.transpose(1, 2) @ batch['rays_d'][..., None])))
             origins = batch['rays_o'] + (rc @ d[:, :3, 3:])[..., 0]
             return dict(rays_o=origins, rays_d=dirs[..., 0])
-        inv = invert_rigid(d)
-        viewmats = inv @ batch['viewmats']
-        out: dict[str, Any] = dict(viewmats=viewmats)
-        cam = batch.get('camera')
-        if cam is not None:
-            out['camera'] = replace(cam, R=viewmats[:, :3, :3], t=viewmats[:, :3, 3])
-        return out
+        return view_overrides(batch, invert_rigid(d) @ batch['viewmats'])
+
+    def eval_metrics(self, pred: Tensor, target: Tensor, batch: dict[str, Any],
+                     render: ViewRenderer | None = None) -> dict[str, Tensor]:
+        """With ``eval_align``: the metrics of each held-out view rendered from its camera
+        fitted to its own photo (``pose_alignment``)."""
+        if not self.eval_align or is_training_view(batch):
+            return {}
+        if render is None:
+            raise ValueError('camera_opt.eval_align needs the evaluation loop to pass a '
+                             '`render` function to get_metric_dict (the default loops do)')
+        delta, rgb = align_views(render, target, batch, steps=self.align_steps,
+                                 lr=self.align_lr, mode=self.mode,
+                                 extent=float(self.extent), mask=batch.get('mask'))
+        scores = view_metrics(rgb, target)
+        rot, trans = correction_size(delta)
+        return {**{k + '_aligned': v for k, v in scores.items()},
+                'aligned_rot_deg': rot, 'aligned_trans_pct': trans}
 
     def extra_repr(self) -> str:
         return f'mode={self.mode}, gauge={self.gauge}, cameras={self.delta.shape[0]}'

@@ -38,8 +38,8 @@ class MaskedMetrics(SceneModule):
                 raise ValueError(f'masked_metrics.enabled=True but the {name} views of '
                                  f'{type(scene).__name__} have no masks: {_HOW}')
 
-    def eval_metrics(self, pred: Tensor, target: Tensor, batch: dict[str, Any]
-                     ) -> dict[str, Tensor]:
+    def eval_metrics(self, pred: Tensor, target: Tensor, batch: dict[str, Any],
+                     render: Any = None) -> dict[str, Tensor]:
         mask = batch.get('mask')
         names = list(batch.get('name') or [])
         if mask is None:

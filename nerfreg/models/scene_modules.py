@@ -20,6 +20,7 @@ pipelines); every other view (held-out, novel paths) keeps its recorded camera.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -85,7 +86,8 @@ class SceneModule(nn.Module):
         """Weighted loss terms added to the model's loss."""
         return {}
 
-    def eval_metrics(self, pred: Tensor, target: Tensor, batch: dict[str, Any]
+    def eval_metrics(self, pred: Tensor, target: Tensor, batch: dict[str, Any],
+                     render: Callable[[dict[str, Any]], Tensor] | None = None
                      ) -> dict[str, Tensor]:
         """Extra metrics ``{name: [B]}`` of evaluated views, beside the model's plain ones.
 
@@ -94,7 +96,10 @@ class SceneModule(nn.Module):
         ``psnr``/``ssim`` and say what they are (``psnr_masked``). Every view of a split must
         get the same keys (the loops average them). A module may fit per-view parameters
         here (test-time fitting, gradients enabled locally); it must use only this view's
-        pixels, keep nothing between views and never touch the scene.
+        pixels, keep nothing between views and never touch the scene. ``render(overrides)``
+        (when the evaluation loop gives one) renders these views again with render-input
+        overrides (e.g. other ``viewmats``), as ``pred`` was made, so a module can fit
+        camera parameters (gradients enabled locally).
         """
         return {}
 
