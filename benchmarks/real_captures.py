@@ -179,7 +179,7 @@ def train(scene: Path, work: Path, steps: int, downscale: float, options: dict,
         'work_dir': str(work), 'seed': seed, 'data.data_root': str(scene),
         'data.downscale': downscale, 'train_cfg.max_steps': steps,
         'train_cfg.val_interval': 0, 'default_hooks.checkpoint.interval': 10 ** 9,
-        'default_hooks.checkpoint.save_last': False, 'default_hooks.logger.interval': 500,
+        'default_hooks.checkpoint.save_last': True, 'default_hooks.logger.interval': 500,
         'optimizer.strategy.refine_stop': int(0.4 * steps),
         'camera_opt.decay_steps': steps, 'appearance.decay_steps': steps, **options})
     cfg.custom_hooks = []
