@@ -5,9 +5,13 @@ The second half of ``nerfreg.ops.rasterize_cpu``'s kernels; the record layout, t
 (read its docstring first, including the note on Numba's cache).
 
 Work inside a tile is Gaussian-major (CUDA 3DGS is pixel-parallel) over a per-tile pixel
-state (T, accumulated colour, done flag, last Gaussian). The backward writes one gradient
-row per tile intersection (tiles never share writes: no races, and the result does not
-depend on the number of threads); a second parallel pass sums the rows of every Gaussian.
+state (T, accumulated colour, last Gaussian). Per tile row, 64-bit masks mark the pixels a
+Gaussian can still change (forward: not yet stopped; backward: already reached by the
+back-to-front walk); a Gaussian's row visits only those bits, and skips the row when they
+are all clear, which leaves every result bit-identical to visiting each pixel. The
+backward writes one gradient row per tile intersection (tiles never share writes: no
+races, and the result does not depend on the number of threads); a second parallel pass
+sums the rows of every Gaussian.
 
 Per-intersection gradient row ``gi [M, 6 + D]``: ``d mean_x, d mean_y, d a, d b, d c,
 d opacity, d colour...``; with two more columns (``gi [M, 8 + D]``) the backward also writes
