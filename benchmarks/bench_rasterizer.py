@@ -232,6 +232,83 @@ def first_call(threads: int) -> dict:
     return dict(first_call_s=round(time.perf_counter() - t0, 2))
 
 
+def kernel_worker(n: int, res: int, reps: int) -> dict:
+    """CPU time of the compositing kernels alone (forward, backward), one thread, on the
+    peer's scene, with the ``nerfreg`` found on ``sys.path`` (``--kernels`` sets
+    PYTHONPATH to each code tree). Counts come from this tree's forward counter."""
+    import numba
+    import numpy as np
+    import torch
+
+    from nerfreg.ops import composite_cpu as K
+    from nerfreg.ops import rasterize_cpu as R
+    from nerfreg.ops.projection_cpu import project_gaussians_cpu, sh_colors_cpu
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    params, viewmats, Ks, _ = make_scene(n, res, res)
+    with torch.no_grad():
+        radii, means2d, depths, conics = project_gaussians_cpu(
+            params['means'], params['quats'], torch.exp(params['log_scales']), viewmats, Ks,
+            res, res)
+        colors = sh_colors_cpu(3, params['means'], params['feats'], viewmats)[0].numpy()
+    f32 = np.float32
+    consts = np.array([R.ALPHA_MIN, R.ALPHA_MAX, R.T_MIN, 0.5, 16], dtype=f32)
+    binning = R._Binning(means2d[0].numpy(), conics[0].numpy(), colors,
+                         torch.sigmoid(params['logit_op']).detach().numpy(), depths[0].numpy(),
+                         radii[0].float().numpy(), consts, 1, n, res, res, 16)
+    b = binning
+    grid = (b.tile_off, b.isect_gid, b.rec, np.zeros((0, 3), f32), consts, 1, res, res,
+            b.tiles_x, b.tiles_y, b.tile_order)
+    rng = np.random.default_rng(0)
+    g_color = rng.standard_normal((1, res, res, 3)).astype(f32) * 1e-3
+    g_alpha = rng.standard_normal((1, res, res)).astype(f32) * 1e-3
+    out_t, out_last = np.empty((1, res, res)), np.empty((1, res, res), dtype=np.int64)
+    evals = np.zeros(b.tile_off.shape[0] - 1, dtype=np.int64)
+    gi = np.empty((b.n_isects, 9), dtype=f32)
+    fwd, bwd = [], []
+    for r in range(reps + 1):
+        c0 = time.process_time()
+        K.composite_forward(*grid, np.empty((1, res, res, 3), f32), np.empty((1, res, res), f32),
+                            out_t, out_last, evals)
+        c1 = time.process_time()
+        K.composite_backward(*grid, out_t, out_last, g_color, g_alpha, gi,
+                             np.empty((b.tile_off.shape[0] - 1, 3), f32))
+        c2 = time.process_time()
+        if r > 0:
+            fwd.append(c1 - c0)
+            bwd.append(c2 - c1)
+    n_eval = int(evals.sum())
+    f_ms, b_ms = statistics.median(fwd) * 1e3, statistics.median(bwd) * 1e3
+    return dict(N=n, res=res, isects=b.n_isects, alpha_evals=n_eval,
+                evals_per_pixel=round(n_eval / res ** 2, 1), fwd_cpu_ms=round(f_ms, 2),
+                bwd_cpu_ms=round(b_ms, 2), fwd_ns_per_eval=round(f_ms * 1e6 / n_eval, 2),
+                bwd_ns_per_eval=round(b_ms * 1e6 / n_eval, 2))
+
+
+def compare_kernels(trees: list[str], sizes: str, reps: int, rounds: int, env: dict) -> list:
+    """``kernel_worker`` of every code tree in fresh processes, interleaved round by round
+    (the first tree alternates); ratios first tree / each tree within a round."""
+    out = []
+    for size in sizes.split(','):
+        n, res = (int(v) for v in size.lower().split('x'))
+        per_round = []
+        for rnd in range(rounds):
+            order = trees if rnd % 2 == 0 else trees[::-1]
+            got = {}
+            for tree in order:
+                tenv = dict(env, PYTHONPATH=str(Path(tree).resolve()))
+                got[tree] = _run_json([sys.executable, __file__, '--kernel-worker', '--n', str(n),
+                                       '--res', str(res), '--reps', str(reps)], tenv)
+                print(f'# {n} @ {res} round {rnd} {tree}: {got[tree]}', file=sys.stderr,
+                      flush=True)
+            base = got[trees[0]]
+            per_round.append({t: dict(v, fwdbwd_speedup=round(
+                (base['fwd_cpu_ms'] + base['bwd_cpu_ms']) / (v['fwd_cpu_ms'] + v['bwd_cpu_ms']),
+                2)) for t, v in got.items()})
+        out.append(dict(N=n, res=res, rounds=per_round))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--sizes', default=SIZES, help='comma-separated NxRES list')
@@ -250,12 +327,19 @@ def main() -> None:
                     help='skip the torch backend above this many Gaussians')
     ap.add_argument('--json', type=Path, default=None, help='also write the results here')
     ap.add_argument('--startup', action='store_true', help='measure compile / cached start')
+    ap.add_argument('--kernels', nargs='+', default=None, metavar='TREE',
+                    help='compare the compositing kernels of these code trees (first = base): '
+                         'single-thread CPU time and ns per alpha evaluation')
     ap.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+    ap.add_argument('--kernel-worker', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--first-call', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--n', type=int, default=10000, help=argparse.SUPPRESS)
     ap.add_argument('--res', type=int, default=128, help=argparse.SUPPRESS)
     a = ap.parse_args()
 
+    if a.kernel_worker:
+        print(json.dumps(kernel_worker(a.n, a.res, a.reps)))
+        return
     if a.worker:
         out = first_call(a.threads) if a.first_call else \
             worker(a.worker, a.n, a.res, a.reps, a.threads)
@@ -268,6 +352,9 @@ def main() -> None:
     env = dict(os.environ)
     if a.omp_wait_policy != 'inherit':
         env['OMP_WAIT_POLICY'] = a.omp_wait_policy.upper()
+    if a.kernels:
+        print(json.dumps(dict(kernels=compare_kernels(a.kernels, a.sizes, a.reps, a.rounds, env))))
+        return
     backends = [b for b in a.backends.split(',') if b]
     if 'peer' in backends and not (a.peer_python.exists() and a.peer_script.exists()):
         print(f'# peer skipped: {a.peer_python} or {a.peer_script} is missing '

@@ -48,9 +48,12 @@ def build_trainer(backend: str, n: int, start_step: int, data_root: str, work_di
     import torch
     from mmengine.config import Config
 
+    import nerfreg
     from nerfreg.engine import DefaultTrainer
 
-    cfg = Config.fromfile(str(REPO / CONFIG))
+    # the config of the code tree being measured (configs change with the code)
+    code = Path(nerfreg.__file__).resolve().parents[1]
+    cfg = Config.fromfile(str(code / CONFIG))
     cfg.work_dir = work_dir
     cfg.data.data_root = data_root
     cfg.renderer.backend = backend

@@ -248,6 +248,23 @@ def test_matches_torch_backend_with_gradients(kind, n_ch, with_bg, dtype):
         assert rel_err(grads[k], ref_grads[k]) < 1e-4, k
 
 
+@pytest.mark.parametrize('tile_size', [64, 80, 130])
+def test_wide_tiles_match_torch_backend(tile_size):
+    """The kernels keep per-row bit masks of live / active pixels in 64-bit words: tile
+    rows of exactly 64 pixels and of two or three words must composite and differentiate
+    like the torch backend (float64: no float32 near-ties), with pixels stopping early."""
+    sc = scene_2d(11, n_cams=1, n=600, width=150, height=30, scale=5.0,
+                  dtype=torch.float64)
+    img, alpha, grads = rasterize(rasterize_to_pixels_cpu, sc, tile_size, grad=True)
+    ref_img, ref_alpha, ref_grads = rasterize(rasterize_to_pixels_torch, sc, tile_size,
+                                              grad=True)
+    assert (ref_alpha > 0.999).float().mean() > 0.1  # many pixels stop at T <= 1e-4
+    assert (img - ref_img).abs().max() < 1e-10 and (alpha - ref_alpha).abs().max() < 1e-10
+    for k in ref_grads:
+        assert ref_grads[k].abs().max() > 0, k
+        assert rel_err(grads[k], ref_grads[k]) < 1e-9, k
+
+
 def test_results_do_not_depend_on_thread_count():
     import numba
     sc = scene_2d(9, n_cams=1, n=3000, width=96, height=80, scale=4.0)

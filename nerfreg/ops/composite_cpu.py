@@ -5,9 +5,13 @@ The second half of ``nerfreg.ops.rasterize_cpu``'s kernels; the record layout, t
 (read its docstring first, including the note on Numba's cache).
 
 Work inside a tile is Gaussian-major (CUDA 3DGS is pixel-parallel) over a per-tile pixel
-state (T, accumulated colour, done flag, last Gaussian). The backward writes one gradient
-row per tile intersection (tiles never share writes: no races, and the result does not
-depend on the number of threads); a second parallel pass sums the rows of every Gaussian.
+state (T, accumulated colour, last Gaussian). Per tile row, 64-bit masks mark the pixels a
+Gaussian can still change (forward: not yet stopped; backward: already reached by the
+back-to-front walk); a Gaussian's row visits only those bits, and skips the row when they
+are all clear, which leaves every result bit-identical to visiting each pixel. The
+backward writes one gradient row per tile intersection (tiles never share writes: no
+races, and the result does not depend on the number of threads); a second parallel pass
+sums the rows of every Gaussian.
 
 Per-intersection gradient row ``gi [M, 6 + D]``: ``d mean_x, d mean_y, d a, d b, d c,
 d opacity, d colour...``; with two more columns (``gi [M, 8 + D]``) the backward also writes
@@ -17,7 +21,11 @@ d opacity, d colour...``; with two more columns (``gi [M, 8 + D]``) the backward
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
 from .tile_binning_cpu import KERNEL_OPTIONS, REC_COLOR, row_span
 
@@ -47,6 +55,37 @@ def _box_in_tile(rec, g, x0, x1, y0, y1):
     """Gaussian g's inclusive pixel box (record columns 7-10) cut to the tile."""
     return (max(int(rec[g, 7]), x0), min(int(rec[g, 8]), x1), max(int(rec[g, 9]), y0),
             min(int(rec[g, 10]), y1))
+
+
+@njit(**KERNEL_OPTIONS)
+def _bit_range(a, b):
+    """int64 mask with bits a..b set (0 <= a, b <= 63; empty when a > b)."""
+    if a > b:
+        return 0
+    top = -1 if b == 63 else (1 << (b + 1)) - 1
+    return top & ~((1 << a) - 1)
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Hint the CPU to fetch ``arr[idx]`` (a flat index) into the cache."""
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        i8p = ir.IntType(8).as_pointer()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [i8p, ir.IntType(32), ir.IntType(32), ir.IntType(32)]),
+            'llvm.prefetch.p0i8')
+        i32 = ir.IntType(32)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.void(arr, types.intp), codegen
+
+
+@njit(**KERNEL_OPTIONS)
+def _prefetch_record(rec, g):
+    """Prefetch Gaussian g's packed record (one cache line for float32, D <= 5)."""
+    _prefetch(rec, g * rec.shape[1])
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -86,7 +125,11 @@ def composite_forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wid
         rnd = np.empty(1, dtype=rec.dtype)
         acc = np.zeros((npix, n_ch), dtype=rec.dtype)
         last = np.full(npix, start - 1, dtype=np.int64)
-        done = np.zeros(npix, dtype=np.bool_)
+        n_words = (bw + 63) // 64  # live-pixel bit masks, n_words per tile row
+        live = np.empty(bh * n_words, dtype=np.int64)
+        for r in range(bh):
+            for w in range(n_words):
+                live[r * n_words + w] = _bit_range(0, min(bw - 64 * w, 64) - 1)
         cx = _pixel_centres(x0, bw, rec)  # in the input dtype
         cy = _pixel_centres(y0, bh, rec)
         n_done = 0
@@ -94,6 +137,8 @@ def composite_forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wid
         for k in range(start, end):
             if n_done == npix:
                 break
+            if k + 1 < end:
+                _prefetch_record(rec, isect_gid[k + 1])
             g = isect_gid[k]
             bx0, bx1, by0, by1 = _box_in_tile(rec, g, x0, x1, y0, y1)
             mx = rec[g, 0]
@@ -106,34 +151,44 @@ def composite_forward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wid
             fa = float(a)
             inv_a = 1.0 / fa
             for py in range(by0, by1 + 1):
-                dy = my - cy[py - y0]
+                r = py - y0
+                w0 = (bx0 - x0) >> 6
+                w1 = (bx1 - x0) >> 6
+                if w0 == w1 and live[r * n_words + w0] == 0:
+                    continue  # the whole row segment has stopped: skip its bounds
+                dy = my - cy[r]
                 lo, hi = row_span(s, fa, inv_a, float(b), float(c), float(mx), float(dy),
                                   bx0, bx1)
-                row = (py - y0) * bw - x0
-                for px in range(lo, hi + 1):
-                    p = row + px
-                    if done[p]:
-                        continue
-                    n_eval += 1
-                    dx = mx - cx[px - x0]
-                    sigma = half * (a * dx * dx + c * dy * dy) + b * dx * dy
-                    if sigma < 0:
-                        continue
-                    alpha = min(alpha_max, o * np.exp(-sigma))
-                    if alpha < alpha_min:
-                        continue
-                    t_next = trans[p] * (one - alpha)
-                    rnd[0] = t_next
-                    if rnd[0] <= t_min:
-                        done[p] = True
-                        n_done += 1
-                        continue
-                    w = alpha * trans_in[p]
-                    for d in range(n_ch):
-                        acc[p, d] += rec[g, REC_COLOR + d] * w
-                    trans[p] = t_next
-                    trans_in[p] = rnd[0]
-                    last[p] = k
+                if lo > hi:
+                    continue
+                for w in range((lo - x0) >> 6, ((hi - x0) >> 6) + 1):
+                    i0 = 64 * w
+                    m = live[r * n_words + w] & _bit_range(max(lo - x0 - i0, 0),
+                                                           min(hi - x0 - i0, 63))
+                    while m != 0:  # the live pixels of the span, in increasing x
+                        i = i0 + trailing_zeros(m)
+                        m &= m - 1
+                        p = r * bw + i
+                        n_eval += 1
+                        dx = mx - cx[i]
+                        sigma = half * (a * dx * dx + c * dy * dy) + b * dx * dy
+                        if sigma < 0:
+                            continue
+                        alpha = min(alpha_max, o * np.exp(-sigma))
+                        if alpha < alpha_min:
+                            continue
+                        t_next = trans[p] * (one - alpha)
+                        rnd[0] = t_next
+                        if rnd[0] <= t_min:
+                            live[r * n_words + w] &= ~(1 << (i - i0))
+                            n_done += 1
+                            continue
+                        wt = alpha * trans_in[p]
+                        for d in range(n_ch):
+                            acc[p, d] += rec[g, REC_COLOR + d] * wt
+                        trans[p] = t_next
+                        trans_in[p] = rnd[0]
+                        last[p] = k
         evals[tid] = n_eval
         for py in range(y0, y1 + 1):
             for px in range(x0, x1 + 1):
@@ -204,8 +259,21 @@ def composite_backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wi
                         tile_grad_bg[tid, d] += t * gcd
                 behind[p] = acc
         gi[max_last + 1:end, :] = zero
+        # pixels become active once k <= their last Gaussian: activate them in order of
+        # decreasing last, as bits of per-row masks (n_words int64 per tile row)
+        by_last = np.argsort(last)
+        j = npix - 1
+        n_words = (bw + 63) // 64
+        active = np.zeros(bh * n_words, dtype=np.int64)
         gcol = np.empty(n_ch)
         for k in range(max_last, start - 1, -1):
+            while j >= 0 and last[by_last[j]] >= k:
+                q = by_last[j]
+                i = q % bw
+                active[(q // bw) * n_words + (i >> 6)] |= 1 << (i & 63)
+                j -= 1
+            if k > start:
+                _prefetch_record(rec, isect_gid[k - 1])
             g = isect_gid[k]
             gcol[:] = 0.0
             gmx = 0.0
@@ -227,49 +295,58 @@ def composite_backward(tile_off, isect_gid, rec, backgrounds, consts, n_cams, wi
             fa = float(a)
             inv_a = 1.0 / fa
             for py in range(by0, by1 + 1):
-                dy = my - cy[py - y0]
+                r = py - y0
+                w0 = (bx0 - x0) >> 6
+                if w0 == (bx1 - x0) >> 6 and active[r * n_words + w0] == 0:
+                    continue  # no pixel of the row segment reaches this Gaussian
+                dy = my - cy[r]
                 lo, hi = row_span(s, fa, inv_a, float(b), float(c), float(mx), float(dy),
                                   bx0, bx1)
-                row = (py - y0) * bw - x0
-                for px in range(lo, hi + 1):
-                    p = row + px
-                    if k > last[p]:
-                        continue
-                    dx = mx - cx[px - x0]
-                    sigma = half * (a * dx * dx + c * dy * dy) + b * dx * dy
-                    if sigma < 0:
-                        continue
-                    vis = np.exp(-sigma)
-                    raw = o * vis
-                    alpha = min(alpha_max, raw)
-                    if alpha < alpha_min:
-                        continue
-                    inv = 1.0 / (one - alpha)  # the factor the forward multiplied by
-                    t_k = trans[p] * inv  # transmittance in front of this Gaussian
-                    w = alpha * t_k
-                    gdotc = 0.0
-                    for d in range(n_ch):
-                        gcd = dcol[p, d]
-                        gcol[d] += w * gcd
-                        gdotc += gcd * rec[g, REC_COLOR + d]
-                    dal = gdotc * t_k - behind[p] * inv
-                    behind[p] += w * gdotc
-                    trans[p] = t_k
-                    if raw <= alpha_max:  # clamped alpha has no gradient
-                        go += vis * dal
-                        dsig = -alpha * dal
-                        fdx = float(dx)
-                        fdy = float(dy)
-                        pmx = dsig * (a * fdx + b * fdy)
-                        pmy = dsig * (c * fdy + b * fdx)
-                        gmx += pmx
-                        gmy += pmy
-                        if want_abs:
-                            amx += abs(pmx)
-                            amy += abs(pmy)
-                        ga += dsig * fdx * fdx
-                        gb += dsig * fdx * fdy
-                        gc += dsig * fdy * fdy
+                if lo > hi:
+                    continue
+                for w in range((lo - x0) >> 6, ((hi - x0) >> 6) + 1):
+                    i0 = 64 * w
+                    m = active[r * n_words + w] & _bit_range(max(lo - x0 - i0, 0),
+                                                             min(hi - x0 - i0, 63))
+                    while m != 0:  # the active pixels of the span, in increasing x
+                        i = i0 + trailing_zeros(m)
+                        m &= m - 1
+                        p = r * bw + i
+                        dx = mx - cx[i]
+                        sigma = half * (a * dx * dx + c * dy * dy) + b * dx * dy
+                        if sigma < 0:
+                            continue
+                        vis = np.exp(-sigma)
+                        raw = o * vis
+                        alpha = min(alpha_max, raw)
+                        if alpha < alpha_min:
+                            continue
+                        inv = 1.0 / (one - alpha)  # the factor the forward multiplied by
+                        t_k = trans[p] * inv  # transmittance in front of this Gaussian
+                        wt = alpha * t_k
+                        gdotc = 0.0
+                        for d in range(n_ch):
+                            gcd = dcol[p, d]
+                            gcol[d] += wt * gcd
+                            gdotc += gcd * rec[g, REC_COLOR + d]
+                        dal = gdotc * t_k - behind[p] * inv
+                        behind[p] += wt * gdotc
+                        trans[p] = t_k
+                        if raw <= alpha_max:  # clamped alpha has no gradient
+                            go += vis * dal
+                            dsig = -alpha * dal
+                            fdx = float(dx)
+                            fdy = float(dy)
+                            pmx = dsig * (a * fdx + b * fdy)
+                            pmy = dsig * (c * fdy + b * fdx)
+                            gmx += pmx
+                            gmy += pmy
+                            if want_abs:
+                                amx += abs(pmx)
+                                amy += abs(pmy)
+                            ga += dsig * fdx * fdx
+                            gb += dsig * fdx * fdy
+                            gc += dsig * fdy * fdy
             gi[k, 0] = gmx
             gi[k, 1] = gmy
             gi[k, 2] = 0.5 * ga
