@@ -32,18 +32,20 @@ from mmengine.hooks import Hook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+START = time.perf_counter()  # process start (imports done): cold-start wall times
+
 from nerfreg.engine import DefaultTrainer  # noqa: E402
 from nerfreg.utils.config import load_config  # noqa: E402
 
 
 @torch.no_grad()
-def score_views(trainer, split: str, every: int) -> dict[str, float]:
-    """Mean psnr/ssim over views ``0, every, 2 every, ...`` of ``split``."""
+def score_views(trainer, split: str, every: int, offset: int = 0) -> dict[str, float]:
+    """Mean psnr/ssim over views ``offset, offset + every, ...`` of ``split``."""
     model = trainer.model
     model.eval()
     n = len(trainer.data.dataset.split(split))
     sums: dict[str, float] = defaultdict(float)
-    idx = list(range(0, n, every))
+    idx = list(range(offset, n, every))
     for i in idx:
         batch = trainer.data.make_batch(split, torch.tensor([i]))
         out = trainer.renderer(model(batch), batch)
@@ -89,6 +91,7 @@ class QualityHook(Hook):
 
     def _record(self, runner, step: int, budget: float | None) -> None:
         rec = dict(label=self.label, step=step, train_seconds=round(self.train_s, 1),
+                   wall_seconds=round(time.perf_counter() - START, 1),
                    budget_minutes=budget, split=self.split, every=self.every)
         rec.update({f'mean_{k}': sum(v) / len(v) for k, v in self.window.items() if v})
         if self.window.get('rays'):
@@ -100,12 +103,21 @@ class QualityHook(Hook):
         t = time.perf_counter()
         if self.defer_to is not None:  # timed runs: keep the model, score it later
             self.defer_to.mkdir(parents=True, exist_ok=True)
-            rec['model'] = str(self.defer_to / f'step{step}.pth')
-            torch.save(runner.model.state_dict(), rec['model'])
+            rec['model'] = str(runner.save_model(self.defer_to / f'step{step}.pth'))
         else:
             rec.update(score_views(runner, self.split, self.every))
         rec['eval_seconds'] = round(time.perf_counter() - t, 1)
         emit(rec, self.out)
+
+
+def load_model(trainer, path: str) -> None:
+    """A nerfreg checkpoint (``--defer-eval``, ``--save``, tools/train.py) or a bare model
+    state dict."""
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    if isinstance(state, dict) and 'format' in state:
+        trainer.load_model(path, resume=False)
+    else:
+        trainer.model.load_state_dict(state)
 
 
 def emit(record: dict, out: Path | None) -> None:
@@ -126,6 +138,8 @@ def main() -> None:
                              'stops after the last (time them on an idle machine only)')
     parser.add_argument('--split', default='val', choices=('val', 'test'))
     parser.add_argument('--views', type=int, default=10, help='score every k-th view')
+    parser.add_argument('--offset', type=int, default=0,
+                        help='first view scored (with --eval-only: parallel shards)')
     parser.add_argument('--steps', type=int, default=None,
                         help='override the schedule length (scales param schedulers)')
     parser.add_argument('--label', default=None)
@@ -155,11 +169,11 @@ def main() -> None:
     minutes = [float(v) for v in args.minutes.split(',') if v]
     trainer = DefaultTrainer.from_cfg(cfg)
     if args.eval_only:
-        trainer.model.load_state_dict(torch.load(args.eval_only, weights_only=True))
+        load_model(trainer, args.eval_only)
         t = time.perf_counter()
         rec = dict(label=args.label or Path(args.config).stem, model=args.eval_only,
-                   split=args.split, every=args.views, **score_views(trainer, args.split,
-                                                                     args.views))
+                   split=args.split, every=args.views, offset=args.offset,
+                   **score_views(trainer, args.split, args.views, args.offset))
         emit(rec | {'eval_seconds': round(time.perf_counter() - t, 1)}, args.out)
         return
     trainer.register_hook(QualityHook(evals, minutes, args.split, args.views, args.out,
@@ -167,9 +181,7 @@ def main() -> None:
                                       Path(args.work_dir) if args.defer_eval else None))
     trainer.train()
     if args.save:
-        path = Path(args.work_dir) / 'final.pth'
-        torch.save(trainer.model.state_dict(), path)
-        print(f'saved the model to {path}', flush=True)
+        print(f"saved {trainer.save_model(Path(args.work_dir) / 'final.pth')}", flush=True)
 
 
 if __name__ == '__main__':
