@@ -39,18 +39,24 @@ from nerfreg.utils.config import load_config  # noqa: E402
 
 
 @torch.no_grad()
-def score_views(trainer, split: str, every: int, offset: int = 0) -> dict[str, float]:
-    """Mean psnr/ssim over views ``offset, offset + every, ...`` of ``split``."""
+def score_views(trainer, split: str, every: int, offset: int = 0,
+                per_view: Path | None = None, limit: int = 0) -> dict[str, float]:
+    """Mean psnr/ssim over views ``offset, offset + every, ...`` of ``split`` (each view's
+    scores also appended to ``per_view`` as it is done, so a cut-short run keeps them)."""
     model = trainer.model
     model.eval()
     n = len(trainer.data.dataset.split(split))
     sums: dict[str, float] = defaultdict(float)
-    idx = list(range(offset, n, every))
+    idx = list(range(offset, n, every))[:limit or None]
     for i in idx:
         batch = trainer.data.make_batch(split, torch.tensor([i]))
         out = trainer.renderer(model(batch), batch)
-        for k, v in model.get_metric_dict(out, batch).items():
-            sums[k] += float(torch.as_tensor(v).double().mean())
+        scores = {k: float(torch.as_tensor(v).double().mean())
+                  for k, v in model.get_metric_dict(out, batch).items()}
+        for k, v in scores.items():
+            sums[k] += v
+        if per_view is not None:
+            emit(dict(split=split, view=i, **scores), per_view, echo=False)
     model.train()
     return {k: v / len(idx) for k, v in sums.items()} | {'n_views': len(idx)}
 
@@ -120,9 +126,10 @@ def load_model(trainer, path: str) -> None:
         trainer.model.load_state_dict(state)
 
 
-def emit(record: dict, out: Path | None) -> None:
+def emit(record: dict, out: Path | None, echo: bool = True) -> None:
     line = json.dumps(record)
-    print(line, flush=True)
+    if echo:
+        print(line, flush=True)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open('a') as f:
@@ -140,6 +147,10 @@ def main() -> None:
     parser.add_argument('--views', type=int, default=10, help='score every k-th view')
     parser.add_argument('--offset', type=int, default=0,
                         help='first view scored (with --eval-only: parallel shards)')
+    parser.add_argument('--limit', type=int, default=0,
+                        help='with --eval-only: score at most this many views (0: all)')
+    parser.add_argument('--per-view', type=Path, default=None,
+                        help='with --eval-only: append each view\'s scores here as it is done')
     parser.add_argument('--steps', type=int, default=None,
                         help='override the schedule length (scales param schedulers)')
     parser.add_argument('--label', default=None)
@@ -173,7 +184,8 @@ def main() -> None:
         t = time.perf_counter()
         rec = dict(label=args.label or Path(args.config).stem, model=args.eval_only,
                    split=args.split, every=args.views, offset=args.offset,
-                   **score_views(trainer, args.split, args.views, args.offset))
+                   **score_views(trainer, args.split, args.views, args.offset,
+                                 args.per_view, args.limit))
         emit(rec | {'eval_seconds': round(time.perf_counter() - t, 1)}, args.out)
         return
     trainer.register_hook(QualityHook(evals, minutes, args.split, args.views, args.out,
