@@ -226,3 +226,12 @@ def test_training_sample_budget_keeps_leading_rays():
     assert 1 <= n < 50 and part['rgb'].shape == (n, 3)
     assert part['meta']['n_samples'] <= 1000 < full['meta']['n_samples']
     assert torch.equal(part['rgb'], full['rgb'][:n])
+    # marching in chunks that stop at the budget renders exactly the same rays and samples
+    for chunk in (1, 7, 49):
+        torch.manual_seed(1)
+        chunked = VolumeRenderer(train_sample_budget=1000, march_chunk=chunk)(inputs, batch)
+        assert chunked['meta'] == part['meta']
+        assert torch.equal(chunked['rgb'], part['rgb'])
+    torch.manual_seed(1)  # a budget that every ray fits: all rays, whatever the chunking
+    roomy = VolumeRenderer(train_sample_budget=10 ** 6, march_chunk=7)(inputs, batch)
+    assert roomy['meta']['n_rays'] == 50 and torch.equal(roomy['rgb'], full['rgb'])

@@ -43,13 +43,22 @@ class VolumeRenderer:
         train_sample_budget: most samples per training step (instant-ngp's fixed sample
             batch): when a ray batch marches more, only its leading rays are rendered and
             ``meta['n_rays']`` says how many (the model's loss uses those). This bounds
-            the cost of the first steps, when the occupancy grid is still full. None: off.
+            the cost of the first steps, when the occupancy grid is still full. With
+            ``data.rays_per_step`` set above ``budget / samples per ray``, the number of
+            rays trained per step adapts to the grid, as instant-ngp's does: few rays while
+            the grid is full, more as it empties. None: off.
+        march_chunk: under a sample budget, rays are marched in chunks of this many and
+            marching stops once the budget is exceeded (rays that would be dropped are not
+            marched). 0: march all at once.
     """
 
     def __init__(self, chunk_size: int = 16384, bytes_per_sample: int = 3072,
-                 train_sample_budget: int | None = 262_144) -> None:
+                 train_sample_budget: int | None = 262_144, march_chunk: int = 1024) -> None:
         if chunk_size < 1:
             raise ValueError(f'renderer.chunk_size must be >= 1, got {chunk_size}')
+        if march_chunk < 0:
+            raise ValueError(f'renderer.march_chunk must be >= 0, got {march_chunk}')
+        self.march_chunk = int(march_chunk)
         self.chunk_size = int(chunk_size)
         self.bytes_per_sample = int(bytes_per_sample)
         self.train_sample_budget = train_sample_budget
@@ -65,10 +74,7 @@ class VolumeRenderer:
         t_near, t_far = inputs['ray_range'](origins, dirs)
         jitter = (torch.rand(len(origins), device=origins.device) if inputs.get('jitter')
                   else torch.zeros(len(origins), device=origins.device))
-        offsets, t0, t1 = march_rays(origins, dirs, t_near, t_far, jitter, inputs['grid'],
-                                     inputs['spec'], inputs['max_samples'], inputs['backend'])
-        offsets, t0, t1 = offsets.to(origins.device), t0.to(origins.device), \
-            t1.to(origins.device)
+        offsets, t0, t1 = self._march(inputs, origins, dirs, t_near, t_far, jitter, budget)
         if budget is not None and int(offsets[-1]) > budget:
             # keep the leading rays whose samples fit the budget (rays come in random
             # order, so this is an unbiased subset), at least one ray
@@ -88,6 +94,29 @@ class VolumeRenderer:
         color = color + (1.0 - acc)[:, None] * backgrounds
         depth = depth_sum / acc.clamp_min(1e-10)
         return dict(rgb=color, depth=depth[:, None], alpha=acc[:, None], n_samples=n_samples)
+
+    def _march(self, inputs: dict[str, Any], origins: Tensor, dirs: Tensor, t_near: Tensor,
+               t_far: Tensor, jitter: Tensor, budget: int | None
+               ) -> tuple[Tensor, Tensor, Tensor]:
+        """March all rays, or with a sample ``budget`` only leading chunks of
+        ``march_chunk`` rays until their samples exceed it (the same samples as marching
+        all rays, cut later to the budget: rays past it would be dropped anyway)."""
+        n = len(origins)
+        chunk = max(1, n if budget is None or not self.march_chunk else self.march_chunk)
+        parts, total = [], 0
+        for i in range(0, max(n, 1), chunk):
+            sl = slice(i, i + chunk)
+            off, t0, t1 = march_rays(origins[sl], dirs[sl], t_near[sl], t_far[sl], jitter[sl],
+                                     inputs['grid'], inputs['spec'], inputs['max_samples'],
+                                     inputs['backend'])
+            parts.append((off[1:].to(origins.device) + total, t0.to(origins.device),
+                          t1.to(origins.device)))
+            total += int(off[-1])
+            if budget is not None and total > budget:
+                break
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long, device=origins.device)]
+                            + [p[0] for p in parts])
+        return offsets, torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])
 
     def _check_memory(self, n_samples: int, n_rays: int, key: str) -> None:
         need = n_samples * self.bytes_per_sample * (1 if torch.is_grad_enabled() else 0.3)
