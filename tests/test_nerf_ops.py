@@ -10,7 +10,7 @@ import torch
 
 from nerfreg.cameras import Cameras
 from nerfreg.ops.hash_encoding import dense_levels, hash_encode, level_resolutions
-from nerfreg.ops.ray_march import GridSpec, march_rays, pixel_rays, ray_aabb
+from nerfreg.ops.ray_march import GridSpec, march_cpu, march_rays, pixel_rays, ray_aabb
 from nerfreg.ops.volume_rendering import composite
 from nerfreg.renderers.volume_renderer import VolumeRenderer
 
@@ -134,6 +134,40 @@ def test_marching_cpu_matches_torch_reference(mode):
     assert torch.equal(a[0], b[0])
     assert torch.allclose(a[1], b[1]) and torch.allclose(a[2], b[2])
     assert bool((a[1] < a[2]).all())
+
+
+@pytest.mark.parametrize('mode', ['aabb', 'contract'])
+def test_marching_skips_empty_space_with_the_same_samples(mode):
+    """A sparse grid (a few occupied blobs) with rays from inside and outside the ball:
+    skipping empty cells and blocks gives bit-identical samples to looking every step up,
+    and the same as the torch reference."""
+    gen = torch.Generator().manual_seed(3)
+    n, res = 400, 64
+    o = torch.randn(n, 3, generator=gen) * (0.2 if mode == 'contract' else 0.3)
+    o[: n // 2] += torch.tensor([0.0, 0.0, -4.0 if mode == 'aabb' else -0.5])
+    d = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen) * 0.4
+                                      + torch.tensor([0.0, 0.0, 1.0]), dim=1)
+    cone = 0.0 if mode == 'aabb' else 1 / 128
+    spec = GridSpec(mode, (-1.5,) * 3, (1.5,) * 3, (0.1, -0.2, 0.05), 0.8, res, 0.01,
+                    1e10 if cone else 0.01, cone)
+    grid = torch.zeros(res, res, res, dtype=torch.bool)
+    for c in torch.randint(4, res - 10, (40, 3), generator=gen):
+        grid[c[0]:c[0] + 6, c[1]:c[1] + 5, c[2]:c[2] + 4] = True
+    grid[res // 2 - 1:res // 2 + 1, :, res // 2] = True  # a thin sheet across the middle
+    grid = grid.reshape(-1)
+    if mode == 'aabb':
+        tn, tf = ray_aabb(o, d, torch.tensor(spec.lo), torch.tensor(spec.hi))
+    else:
+        tn, tf = torch.full((n,), 0.02), torch.full((n,), 200.0)
+    jitter = torch.rand(n, generator=gen)
+    fast = march_cpu(o, d, tn, tf, jitter, grid, spec, 4000)
+    slow = march_cpu(o, d, tn, tf, jitter, grid, spec, 4000, skip_empty=False)
+    ref = march_rays(o, d, tn, tf, jitter, grid, spec, 4000, 'torch')
+    assert int(fast[0][-1]) > 1000
+    for a, b in zip(fast, slow):
+        assert torch.equal(a, b)
+    assert torch.equal(fast[0], ref[0])
+    assert torch.allclose(fast[1], ref[1]) and torch.allclose(fast[2], ref[2])
 
 
 def _sphere_inputs(radius, sigma, color, backend, step=2e-3):

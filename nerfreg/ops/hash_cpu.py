@@ -42,7 +42,9 @@ def _cell(p, r):
 def hash_forward(x, tables, res, resf, dense, out):
     """``out[n, l*F + f] = sum_corners w * tables[l, row, f]`` for ``x [N,3]`` in [0,1].
 
-    Level-major: one level's table stays in cache while every point reads it."""
+    Level-major: one level's table stays in cache while every point reads it. Two features
+    per level (instant-ngp's choice) take a path that sums in registers; the sums are the
+    same, in the same order."""
     n_pts = x.shape[0]
     n_lvl, table_size, n_feat = tables.shape
     one = 1.0
@@ -51,10 +53,24 @@ def hash_forward(x, tables, res, resf, dense, out):
         rf = resf[lv]
         dn = dense[lv]
         base = lv * n_feat
+        tab = tables[lv]
         for n in prange(n_pts):
             ix, fx = _cell(x[n, 0] * rf, r)
             iy, fy = _cell(x[n, 1] * rf, r)
             iz, fz = _cell(x[n, 2] * rf, r)
+            if n_feat == 2:
+                a0 = 0.0
+                a1 = 0.0
+                for c in range(8):
+                    cx, cy, cz = c & 1, (c >> 1) & 1, (c >> 2) & 1
+                    w = ((fx if cx else one - fx) * (fy if cy else one - fy)
+                         * (fz if cz else one - fz))
+                    row = _row(ix + cx, iy + cy, iz + cz, r, table_size, dn)
+                    a0 += w * tab[row, 0]
+                    a1 += w * tab[row, 1]
+                out[n, base] = a0
+                out[n, base + 1] = a1
+                continue
             for f in range(n_feat):
                 out[n, base + f] = 0.0
             for c in range(8):
@@ -63,28 +79,45 @@ def hash_forward(x, tables, res, resf, dense, out):
                      * (fz if cz else one - fz))
                 row = _row(ix + cx, iy + cy, iz + cz, r, table_size, dn)
                 for f in range(n_feat):
-                    out[n, base + f] += w * tables[lv, row, f]
+                    out[n, base + f] += w * tab[row, f]
 
 
 @njit(parallel=True, **_JIT)
 def hash_backward(x, grad_out, res, resf, dense, grad_tables):
-    """``grad_tables[l, row, f] += w * grad_out[n, l*F + f]`` (parallel over levels)."""
+    """``grad_tables[l, row, f] += w * grad_out[n, l*F + f]`` (parallel over levels).
+    A point's coordinates and output gradient are read into registers once (the stores
+    into the tables would otherwise force them to be re-read for every corner)."""
     n_pts = x.shape[0]
     n_lvl, table_size, n_feat = grad_tables.shape
+    one = 1.0
     for lv in prange(n_lvl):
         r = res[lv]
+        rf = resf[lv]
+        dn = dense[lv]
         base = lv * n_feat
+        gt = grad_tables[lv]
         for n in range(n_pts):
-            ix, fx = _cell(x[n, 0] * resf[lv], r)
-            iy, fy = _cell(x[n, 1] * resf[lv], r)
-            iz, fz = _cell(x[n, 2] * resf[lv], r)
+            ix, fx = _cell(x[n, 0] * rf, r)
+            iy, fy = _cell(x[n, 1] * rf, r)
+            iz, fz = _cell(x[n, 2] * rf, r)
+            if n_feat == 2:
+                g0 = grad_out[n, base]
+                g1 = grad_out[n, base + 1]
+                for c in range(8):
+                    cx, cy, cz = c & 1, (c >> 1) & 1, (c >> 2) & 1
+                    w = ((fx if cx else one - fx) * (fy if cy else one - fy)
+                         * (fz if cz else one - fz))
+                    row = _row(ix + cx, iy + cy, iz + cz, r, table_size, dn)
+                    gt[row, 0] += w * g0
+                    gt[row, 1] += w * g1
+                continue
             for c in range(8):
                 cx, cy, cz = c & 1, (c >> 1) & 1, (c >> 2) & 1
-                w = ((fx if cx else 1 - fx) * (fy if cy else 1 - fy)
-                     * (fz if cz else 1 - fz))
-                row = _row(ix + cx, iy + cy, iz + cz, r, table_size, dense[lv])
+                w = ((fx if cx else one - fx) * (fy if cy else one - fy)
+                     * (fz if cz else one - fz))
+                row = _row(ix + cx, iy + cy, iz + cz, r, table_size, dn)
                 for f in range(n_feat):
-                    grad_tables[lv, row, f] += w * grad_out[n, base + f]
+                    gt[row, f] += w * grad_out[n, base + f]
 
 
 @njit(parallel=True, **_JIT)

@@ -138,16 +138,43 @@ def march_torch(origins: Tensor, dirs: Tensor, t_near: Tensor, t_far: Tensor,
     return offsets, t0[order].to(origins.dtype), t1[order].to(origins.dtype)
 
 
+#: cells per side of the coarse blocks the Numba marcher skips at once when they are empty
+COARSE = 8
+_grid_cache: dict[str, tuple] = {}
+
+
+def _grid_arrays(grid: Tensor, res: int, factor: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The grid as uint8 cells and its ``factor^3``-cell blocks (any cell occupied), kept
+    while the grid tensor is unchanged (same storage and version)."""
+    key = (grid.data_ptr(), grid._version, res, factor)
+    hit = _grid_cache.get('grid')
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    cells = grid.reshape(-1).to(torch.uint8).contiguous()
+    cf = factor if factor > 0 and res % factor == 0 else (1 if factor > 0 else 0)
+    if cf > 1:
+        c = res // cf
+        coarse = cells.reshape(c, cf, c, cf, c, cf).amax(dim=(1, 3, 5)).reshape(-1)
+    else:
+        coarse = cells
+    out = (cells.numpy(), coarse.contiguous().numpy(), cf)
+    _grid_cache['grid'] = (key, out)
+    return out
+
+
 def march_cpu(origins: Tensor, dirs: Tensor, t_near: Tensor, t_far: Tensor, jitter: Tensor,
-              grid: Tensor, spec: GridSpec, max_samples: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Numba marcher (same samples as :func:`march_torch`)."""
+              grid: Tensor, spec: GridSpec, max_samples: int,
+              skip_empty: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """Numba marcher (same samples as :func:`march_torch`). ``skip_empty``: steps whose
+    midpoint stays in an empty cell (or empty ``COARSE^3`` block) are taken without a grid
+    look-up; False looks every step up (for tests)."""
     from . import volume_cpu as K
-    set_numba_threads(16 * len(origins))
+    set_numba_threads(64 * len(origins))  # hundreds of steps per ray
     args = [x.detach().double().contiguous().numpy() for x in (origins, dirs, t_near, t_far,
                                                                 jitter)]
-    g = grid.reshape(-1).to(torch.uint8).contiguous().numpy()
+    g, coarse, cf = _grid_arrays(grid, int(spec.res), COARSE if skip_empty else 0)
     mode = 0 if spec.mode == 'aabb' else 1
-    geo = (g, int(spec.res), mode, np.asarray(spec.lo, np.float64),
+    geo = (g, coarse, cf, int(spec.res), mode, np.asarray(spec.lo, np.float64),
            np.asarray(spec.hi, np.float64), np.asarray(spec.center, np.float64),
            float(spec.radius), float(spec.dt_min), float(spec.dt_max),
            float(spec.cone_angle), int(max_samples))

@@ -77,72 +77,153 @@ def composite_backward(sigmas, rgbs, t0, t1, offsets, n_used, out_rgb, out_depth
 
 
 @njit(**_JIT)
-def _cell_of(ox, oy, oz, dx, dy, dz, t, mode, lo, hi, center, radius, res):
-    """Flat occupancy cell of the point at ``t`` (-1 outside the grid)."""
+def _grid_coords(ox, oy, oz, dx, dy, dz, t, mode, lo, hi, center, radius):
+    """Normalised grid coordinates ``(u, v, w)`` of the point at ``t``, and its distance
+    ``n`` from the contraction centre in radii (0 in 'aabb' mode)."""
     x = ox + t * dx
     y = oy + t * dy
     z = oz + t * dz
     if mode == 0:
-        u = (x - lo[0]) / (hi[0] - lo[0])
-        v = (y - lo[1]) / (hi[1] - lo[1])
-        w = (z - lo[2]) / (hi[2] - lo[2])
-    else:
-        x = (x - center[0]) / radius
-        y = (y - center[1]) / radius
-        z = (z - center[2]) / radius
-        n = math.sqrt(x * x + y * y + z * z)
-        if n > 1.0:
-            k = (2.0 - 1.0 / n) / n
-            x *= k
-            y *= k
-            z *= k
-        u = (x + 2.0) * 0.25
-        v = (y + 2.0) * 0.25
-        w = (z + 2.0) * 0.25
-    if u < 0.0 or v < 0.0 or w < 0.0 or u >= 1.0 or v >= 1.0 or w >= 1.0:
-        return -1
-    return (int(u * res) * res + int(v * res)) * res + int(w * res)
+        return ((x - lo[0]) / (hi[0] - lo[0]), (y - lo[1]) / (hi[1] - lo[1]),
+                (z - lo[2]) / (hi[2] - lo[2]), 0.0)
+    x = (x - center[0]) / radius
+    y = (y - center[1]) / radius
+    z = (z - center[2]) / radius
+    n = math.sqrt(x * x + y * y + z * z)
+    if n > 1.0:
+        k = (2.0 - 1.0 / n) / n
+        x *= k
+        y *= k
+        z *= k
+    return (x + 2.0) * 0.25, (y + 2.0) * 0.25, (z + 2.0) * 0.25, n
 
 
 @njit(**_JIT)
-def _march_one(r, o, d, t_near, t_far, jitter, grid, res, mode, lo, hi, center, radius,
-               dt_min, dt_max, cone, max_samples, t0_out, t1_out, start, write):
+def _axis_exit(o, d, b0, b1, lo, hi, mode, center, radius):
+    """Largest ``t`` of the ray ``o + t d`` (one axis) inside the slab ``[b0, b1]`` of
+    normalised grid coordinates, through the affine part of the grid map."""
+    if mode == 0:
+        lo_w = lo + b0 * (hi - lo)
+        hi_w = lo + b1 * (hi - lo)
+    else:
+        lo_w = center + radius * (4.0 * b0 - 2.0)
+        hi_w = center + radius * (4.0 * b1 - 2.0)
+    if d > 0.0:
+        return (hi_w - o) / d
+    if d < 0.0:
+        return (lo_w - o) / d
+    return math.inf
+
+
+@njit(**_JIT)
+def _skip_until(ox, oy, oz, dx, dy, dz, tm, u, v, w, i, j, k, size, res, mode, lo, hi,
+                center, radius, n):
+    """A ``t`` before which every point of the ray past ``tm`` lies in the same empty box
+    (``size^3`` cells from cell ``i, j, k``) as the point at ``tm`` (grid coordinates
+    ``u, v, w``; ``n``: its distance from the contraction centre in radii). Conservative:
+    a margin keeps rounding from ever skipping a point of a neighbouring cell."""
+    b0u, b1u = i / res, (i + size) / res
+    b0v, b1v = j / res, (j + size) / res
+    b0w, b1w = k / res, (k + size) / res
+    if mode == 0 or n <= 1.0:
+        end = min(_axis_exit(ox, dx, b0u, b1u, lo[0], hi[0], mode, center[0], radius),
+                  _axis_exit(oy, dy, b0v, b1v, lo[1], hi[1], mode, center[1], radius),
+                  _axis_exit(oz, dz, b0w, b1w, lo[2], hi[2], mode, center[2], radius))
+        if mode == 1:  # the map is affine only inside the unit ball
+            px, py, pz = ox - center[0], oy - center[1], oz - center[2]
+            dd = dx * dx + dy * dy + dz * dz
+            b = (px * dx + py * dy + pz * dz) / dd
+            c = (px * px + py * py + pz * pz - radius * radius) / dd
+            disc = b * b - c
+            end = min(end, -b + math.sqrt(disc) if disc > 0.0 else tm)
+        return end - 1e-9 * (1.0 + abs(end))
+    # contracted shell: the contraction's Jacobian has singular values 1/n^2 (radial)
+    # and (2n - 1)/n^2 (tangential), both <= 1 and falling with n; a ray moving outwards
+    # keeps n growing, so (2n - 1)/n^2 bounds how fast its image moves
+    gap = min(u - b0u, b1u - u, v - b0v, b1v - v, w - b0w, b1w - w)
+    if gap <= 0.0:
+        return tm
+    dn = math.sqrt(dx * dx + dy * dy + dz * dz)
+    outward = ((ox + tm * dx - center[0]) * dx + (oy + tm * dy - center[1]) * dy
+               + (oz + tm * dz - center[2]) * dz) >= 0.0
+    lip = (2.0 * n - 1.0) / (n * n) if outward else 1.0
+    return tm + (1.0 - 1e-6) * 4.0 * gap * radius / (lip * dn)
+
+
+@njit(**_JIT)
+def _march_one(r, o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, hi, center,
+               radius, dt_min, dt_max, cone, max_samples, t0_out, t1_out, start, write):
+    """March ray ``r``: the intervals whose midpoint lies in an occupied cell. Where the
+    midpoint's cell is empty the following steps are taken without looking the grid up, as
+    long as their midpoints stay in that cell (or in its empty ``cf^3`` block of
+    ``coarse``; ``cf = 0``: no skipping): the same steps and samples as looking every one
+    up."""
     ox, oy, oz = o[r, 0], o[r, 1], o[r, 2]
     dx, dy, dz = d[r, 0], d[r, 1], d[r, 2]
+    cres = res // max(cf, 1)
     t = t_near[r]
+    far = t_far[r]
     first = True
     count = 0
-    while t < t_far[r] and count < max_samples:
+    fixed = far * cone <= dt_min and dt_min <= dt_max  # every step is dt_min long
+    while t < far and count < max_samples:
         dt = t * cone
         dt = dt_min if dt < dt_min else (dt_max if dt > dt_max else dt)
         if first:
             t += jitter[r] * dt
             first = False
-            if t >= t_far[r]:
+            if t >= far:
                 break
-        cell = _cell_of(ox, oy, oz, dx, dy, dz, t + 0.5 * dt, mode, lo, hi, center, radius,
-                        res)
-        if cell >= 0 and grid[cell]:
+        tm = t + 0.5 * dt
+        u, v, w, n = _grid_coords(ox, oy, oz, dx, dy, dz, tm, mode, lo, hi, center, radius)
+        if u < 0.0 or v < 0.0 or w < 0.0 or u >= 1.0 or v >= 1.0 or w >= 1.0:
+            t += dt
+            continue
+        i, j, k = int(u * res), int(v * res), int(w * res)
+        if grid[(i * res + j) * res + k]:
             if write:
                 t0_out[start + count] = t
                 t1_out[start + count] = t + dt
             count += 1
+            t += dt
+            continue
+        if cf == 0:  # skipping off: look every step up
+            t += dt
+            continue
+        size = 1
+        if coarse[((i // cf) * cres + j // cf) * cres + k // cf] == 0:
+            size = cf
+        until = _skip_until(ox, oy, oz, dx, dy, dz, tm, u, v, w, (i // size) * size,
+                            (j // size) * size, (k // size) * size, size, res, mode, lo,
+                            hi, center, radius, n)
         t += dt
+        if fixed:  # the same steps as below, without the dependency on t's size
+            half = 0.5 * dt_min
+            while t < far and t + half < until:
+                t += dt_min
+            continue
+        while t < far:
+            dt = t * cone
+            dt = dt_min if dt < dt_min else (dt_max if dt > dt_max else dt)
+            if t + 0.5 * dt >= until:
+                break
+            t += dt
     return count
 
 
 @njit(parallel=True, **_JIT)
-def march_count(o, d, t_near, t_far, jitter, grid, res, mode, lo, hi, center, radius,
-                dt_min, dt_max, cone, max_samples, counts, dummy):
+def march_count(o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, hi, center,
+                radius, dt_min, dt_max, cone, max_samples, counts, dummy):
     for r in prange(o.shape[0]):
-        counts[r] = _march_one(r, o, d, t_near, t_far, jitter, grid, res, mode, lo, hi,
-                               center, radius, dt_min, dt_max, cone, max_samples, dummy,
-                               dummy, 0, False)
+        counts[r] = _march_one(r, o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode,
+                               lo, hi, center, radius, dt_min, dt_max, cone, max_samples,
+                               dummy, dummy, 0, False)
 
 
 @njit(parallel=True, **_JIT)
-def march_fill(o, d, t_near, t_far, jitter, grid, res, mode, lo, hi, center, radius,
-               dt_min, dt_max, cone, max_samples, offsets, t0_out, t1_out):
+def march_fill(o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, hi, center,
+               radius, dt_min, dt_max, cone, max_samples, offsets, t0_out, t1_out):
     for r in prange(o.shape[0]):
-        _march_one(r, o, d, t_near, t_far, jitter, grid, res, mode, lo, hi, center, radius,
-                   dt_min, dt_max, cone, max_samples, t0_out, t1_out, offsets[r], True)
+        _march_one(r, o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, hi,
+                   center, radius, dt_min, dt_max, cone, max_samples, t0_out, t1_out,
+                   offsets[r], True)
