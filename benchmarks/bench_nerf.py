@@ -1,8 +1,8 @@
 """Radiance-field speed: compiled CPU path (Numba) against the torch reference.
 
 Same model, same rays, same occupancy grid, in one process, interleaved in rounds:
-- training: one step (march + field + composite + loss + backward + Adam) on a batch of
-  ``--rays`` random training rays -> rays per second;
+- training: ``--steps`` steps (march + field + composite + loss + backward + Adam; the
+  median is kept) on a batch of ``--rays`` random training rays -> rays per second;
 - rendering: one whole view at the dataset's resolution (no gradients) -> seconds.
 The scene is ``--data`` (a Blender-format folder; mic at ``--downscale 2`` gives 400x400)
 or, when absent, the procedural scene. ``--checkpoint`` loads a trained field (its grid
@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument('--downscale', type=int, default=2)
     parser.add_argument('--rays', type=int, default=4096)
     parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--steps', type=int, default=3,
+                        help='training steps per backend and round (their median is kept)')
     parser.add_argument('--warmup', type=int, default=100, help='training steps before timing')
     parser.add_argument('--checkpoint', help='trained field checkpoint (skips --warmup)')
     parser.add_argument('--no-render', action='store_true')
@@ -86,7 +88,8 @@ def main() -> None:
             trainer.optimizer.load_state_dict(opt_state)
             _set_backend(model, backend)
             model.train()
-            rows[backend]['train'].append(_train_step(trainer, batch, r))
+            rows[backend]['train'].append(statistics.median(
+                _train_step(trainer, batch, r) for _ in range(args.steps)))
             if not args.no_render:
                 model.eval()
                 with torch.no_grad():

@@ -148,8 +148,9 @@ def test_marching_skips_empty_space_with_the_same_samples(mode):
     d = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen) * 0.4
                                       + torch.tensor([0.0, 0.0, 1.0]), dim=1)
     cone = 0.0 if mode == 'aabb' else 1 / 128
+    # contract: with the shell rule (steps growing as n^2 beyond the unit ball)
     spec = GridSpec(mode, (-1.5,) * 3, (1.5,) * 3, (0.1, -0.2, 0.05), 0.8, res, 0.01,
-                    1e10 if cone else 0.01, cone)
+                    1e10 if cone else 0.01, cone, 4 * 0.8 / (res * 2) if cone else 0.0)
     grid = torch.zeros(res, res, res, dtype=torch.bool)
     for c in torch.randint(4, res - 10, (40, 3), generator=gen):
         grid[c[0]:c[0] + 6, c[1]:c[1] + 5, c[2]:c[2] + 4] = True
@@ -167,6 +168,10 @@ def test_marching_skips_empty_space_with_the_same_samples(mode):
     for a, b in zip(fast, slow):
         assert torch.equal(a, b)
     assert torch.equal(fast[0], ref[0])
+    if mode == 'contract':  # far out, the shell rule's steps: ~2 per cell along the radius
+        far = march_rays(o, d, tn, tf, jitter, torch.ones_like(grid), spec, 10**6, 'cpu')
+        per_ray = (far[0][1:] - far[0][:-1]).double().mean()
+        assert per_ray < 200, per_ray  # cone steps alone: ~775
     assert torch.allclose(fast[1], ref[1]) and torch.allclose(fast[2], ref[2])
 
 

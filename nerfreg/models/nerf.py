@@ -65,6 +65,11 @@ class InstantNGP(BaseModel):
             which encloses all training cameras).
         render_step_size: marching step (default: the grid diagonal / 1024, as instant-ngp).
         cone_angle: step growth with distance (0: constant steps; 1/256 for unbounded).
+        shell_samples: 'contract' only: about this many samples per grid cell along a ray
+            through the contracted shell (steps of at least ``4 radius n^2 / (res *
+            shell_samples)`` at ``n`` radii from the centre: linear in disparity, as
+            mip-NeRF 360 samples far away). None or 0: cone steps only (hundreds of
+            samples per far cell).
         near, far: ray range ('aabb' clips to the box; 'contract' default far: 1e3 radii).
         max_samples: cap on samples per ray.
         background: 'white' | 'black' | 'random' | [r, g, b] (random: a colour per ray).
@@ -78,7 +83,8 @@ class InstantNGP(BaseModel):
                  bounds: str = 'aabb',
                  aabb: Sequence[float] = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5),
                  scene_radius: float | None = None, render_step_size: float | None = None,
-                 cone_angle: float = 0.0, near: float = 0.0, far: float | None = None,
+                 cone_angle: float = 0.0, shell_samples: float | None = 2.0,
+                 near: float = 0.0, far: float | None = None,
                  max_samples: int = 1024, background: Any = 'white',
                  eval_background: Any = None, t_min: float = 1e-4,
                  backend: str = 'auto') -> None:
@@ -93,6 +99,9 @@ class InstantNGP(BaseModel):
         self.scene_radius = scene_radius
         self.render_step_size = render_step_size
         self.cone_angle = float(cone_angle)
+        self.shell_samples = float(shell_samples or 0.0)
+        if self.shell_samples < 0:
+            raise ValueError(f'model.shell_samples must be >= 0, got {shell_samples}')
         self.near = float(near)
         self.far = far
         self.max_samples = int(max_samples)
@@ -122,8 +131,11 @@ class InstantNGP(BaseModel):
             hi = tuple(c + 2 * radius for c in center)
             diag = 2 * math.sqrt(3) * radius  # the inner cube's diagonal
         step = self.render_step_size or diag / 1024
+        shell = 4.0 * radius / (self.grid.res * self.shell_samples) if (
+            self.bounds == 'contract' and self.shell_samples > 0) else 0.0
         return GridSpec(self.bounds, lo, hi, center, radius, self.grid.res, float(step),
-                        1e10 if self.cone_angle > 0 else float(step), self.cone_angle)
+                        1e10 if self.cone_angle > 0 else float(step), self.cone_angle,
+                        shell)
 
     def ray_range(self, origins: Tensor, dirs: Tensor) -> tuple[Tensor, Tensor]:
         """Marching interval of each ray."""

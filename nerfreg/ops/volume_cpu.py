@@ -151,8 +151,25 @@ def _skip_until(ox, oy, oz, dx, dy, dz, tm, u, v, w, i, j, k, size, res, mode, l
 
 
 @njit(**_JIT)
+def _step(ox, oy, oz, dx, dy, dz, t, cone, dt_min, dt_max, shell, center, radius):
+    """Step length at ``t`` (``ray_march``'s rule: cone steps, and at least ``shell n^2``
+    outside the contraction's unit ball when ``shell > 0``)."""
+    dt = t * cone
+    dt = dt_min if dt < dt_min else (dt_max if dt > dt_max else dt)
+    if shell > 0.0:
+        x = ox + t * dx - center[0]
+        y = oy + t * dy - center[1]
+        z = oz + t * dz - center[2]
+        n2 = (x * x + y * y + z * z) * (1.0 / (radius * radius))
+        if n2 > 1.0 and shell * n2 > dt:
+            dt = shell * n2
+    return dt
+
+
+@njit(**_JIT)
 def _march_one(r, o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, hi, center,
-               radius, dt_min, dt_max, cone, max_samples, t0_out, t1_out, start, write):
+               radius, dt_min, dt_max, cone, shell, max_samples, t0_out, t1_out, start,
+               write):
     """March ray ``r``: the intervals whose midpoint lies in an occupied cell. Where the
     midpoint's cell is empty the following steps are taken without looking the grid up, as
     long as their midpoints stay in that cell (or in its empty ``cf^3`` block of
@@ -165,15 +182,17 @@ def _march_one(r, o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, 
     far = t_far[r]
     first = True
     count = 0
-    fixed = far * cone <= dt_min and dt_min <= dt_max  # every step is dt_min long
+    # every step is dt_min long
+    fixed = far * cone <= dt_min and dt_min <= dt_max and shell <= 0.0
     while t < far and count < max_samples:
-        dt = t * cone
-        dt = dt_min if dt < dt_min else (dt_max if dt > dt_max else dt)
+        dt = _step(ox, oy, oz, dx, dy, dz, t, cone, dt_min, dt_max, shell, center, radius)
         if first:
             t += jitter[r] * dt
             first = False
             if t >= far:
                 break
+            dt = _step(ox, oy, oz, dx, dy, dz, t, cone, dt_min, dt_max, shell, center,
+                       radius)  # the first step's length at its jittered start
         tm = t + 0.5 * dt
         u, v, w, n = _grid_coords(ox, oy, oz, dx, dy, dz, tm, mode, lo, hi, center, radius)
         if u < 0.0 or v < 0.0 or w < 0.0 or u >= 1.0 or v >= 1.0 or w >= 1.0:
@@ -203,8 +222,8 @@ def _march_one(r, o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, 
                 t += dt_min
             continue
         while t < far:
-            dt = t * cone
-            dt = dt_min if dt < dt_min else (dt_max if dt > dt_max else dt)
+            dt = _step(ox, oy, oz, dx, dy, dz, t, cone, dt_min, dt_max, shell, center,
+                       radius)
             if t + 0.5 * dt >= until:
                 break
             t += dt
@@ -213,17 +232,17 @@ def _march_one(r, o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, 
 
 @njit(parallel=True, **_JIT)
 def march_count(o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, hi, center,
-                radius, dt_min, dt_max, cone, max_samples, counts, dummy):
+                radius, dt_min, dt_max, cone, shell, max_samples, counts, dummy):
     for r in prange(o.shape[0]):
         counts[r] = _march_one(r, o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode,
-                               lo, hi, center, radius, dt_min, dt_max, cone, max_samples,
-                               dummy, dummy, 0, False)
+                               lo, hi, center, radius, dt_min, dt_max, cone, shell,
+                               max_samples, dummy, dummy, 0, False)
 
 
 @njit(parallel=True, **_JIT)
 def march_fill(o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, hi, center,
-               radius, dt_min, dt_max, cone, max_samples, offsets, t0_out, t1_out):
+               radius, dt_min, dt_max, cone, shell, max_samples, offsets, t0_out, t1_out):
     for r in prange(o.shape[0]):
         _march_one(r, o, d, t_near, t_far, jitter, grid, coarse, cf, res, mode, lo, hi,
-                   center, radius, dt_min, dt_max, cone, max_samples, t0_out, t1_out,
+                   center, radius, dt_min, dt_max, cone, shell, max_samples, t0_out, t1_out,
                    offsets[r], True)
