@@ -10,9 +10,9 @@ _base_ = [
 # random rays across all training images; val/test render whole views (in chunks)
 data = dict(type='RayPipeline', rays_per_step=4096)
 model = dict(background='random', eval_background='white')
-# 2500 steps fit the 20-minute budget of a 2-core CPU: 17.0 min of training for mic at
-# 400x400 on an idle 2-core AMD EPYC, 30.91 dB over the 200 test views (benchmarks/README.md)
-max_steps = 2500
+# 5000 steps fit the 20-minute budget of a 2-core CPU: 11.5 min of training for mic at
+# 400x400 on an idle 2-core AMD EPYC (AVX2), see benchmarks/README.md for the test PSNR
+max_steps = 5000
 train_cfg = dict(max_steps=max_steps, val_interval=1000)
 param_scheduler = [
     dict(type='ExponentialDecayLR', groups=['encoding', 'mlp'], max_steps=max_steps,
