@@ -17,7 +17,9 @@ per-lane gradient partial sums are float32 (as in gsplat's CUDA kernels) instead
 float64, and ``exp`` is ``exp_f32`` instead of libm's ``expf`` (both within ~2 ulp); the
 results agree with the torch reference to the same tolerances.
 
-All per-tile state lives in fixed-size stack arrays (``stack_array``), which LLVM knows
+Colours go through four fixed slots (``MAX_CH``; unused ones hold zeros) written out in
+the lane loop, so the colour sums cost no loops of their own. All per-tile state lives in
+fixed-size stack arrays (``stack_array``; one per written quantity), which LLVM knows
 cannot alias each other or the heap, and the lane loops index views starting at the run
 (a non-negative index needs no wraparound select): both are needed for LLVM to vectorise
 them. Hence the limits ``MAX_TILE`` (tile side, pixels) and ``MAX_CH`` (channels);
@@ -38,7 +40,7 @@ LANES = 8
 MAX_TILE = 16  # tile side; rows are padded to a multiple of LANES
 MAX_PIX = MAX_TILE * MAX_TILE
 MAX_RUNS = MAX_PIX // LANES  # runs of LANES pixels per tile
-MAX_CH = 8
+MAX_CH = 4  # colour channels: always 4 slots (RGB + depth), unused ones zero
 _N_ACC = 8  # per-lane gradient sums: mean x, mean y, a, b, c, opacity, |mean x|, |mean y|
 _I0 = np.int32(0)
 # error_model 'numpy': no ZeroDivisionError branch for 1 / (1 - alpha), which would stop
@@ -51,7 +53,8 @@ _CH_LANES = MAX_CH * LANES
 
 @njit(**_OPTIONS)
 def _load_record(rec, g, cols, n_ch):
-    """Gaussian g's mean, conic and opacity; its colour goes to ``cols``."""
+    """Gaussian g's mean, conic and opacity; its colour goes to ``cols`` (MAX_CH slots,
+    zero beyond n_ch)."""
     for d in range(n_ch):
         cols[d] = rec[g, REC_COLOR + d]
     return rec[g, 0], rec[g, 1], rec[g, 2], rec[g, 3], rec[g, 4], rec[g, 5]
@@ -78,12 +81,15 @@ def _forward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, t
     trans = stack_array(np.float32, MAX_PIX)
     live = stack_array(np.int32, MAX_PIX)
     last = stack_array(np.int32, MAX_PIX)
-    acc = stack_array(np.float32, _CH_PIX)  # acc[d * MAX_PIX + q]
+    # one stack array per colour slot: LLVM cannot tell views of one array apart
+    acc0 = stack_array(np.float32, MAX_PIX)
+    acc1 = stack_array(np.float32, MAX_PIX)
+    acc2 = stack_array(np.float32, MAX_PIX)
+    acc3 = stack_array(np.float32, MAX_PIX)
     cx = stack_array(np.float32, MAX_TILE)
     cy = stack_array(np.float32, MAX_TILE)
     run_live = stack_array(np.int64, MAX_RUNS)  # live pixels per run
     cols = stack_array(np.float32, MAX_CH)
-    wts = stack_array(np.float32, LANES)
     f_stop = stack_array(np.int32, LANES)
     f_in = stack_array(np.int32, LANES)
     none = np.int32(start - 1)
@@ -98,8 +104,13 @@ def _forward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, t
             trans[q] = one
             live[q] = 1 if i < bw else 0
             last[q] = none
-    for q in range(n_ch * MAX_PIX):
-        acc[q] = zero
+    for q in range(MAX_PIX):
+        acc0[q] = zero
+        acc1[q] = zero
+        acc2[q] = zero
+        acc3[q] = zero
+    for d in range(MAX_CH):
+        cols[d] = zero
     npix = bw * bh
     n_done = 0
     n_eval = 0
@@ -111,6 +122,7 @@ def _forward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, t
         g = isect_gid[k]
         bx0, bx1, by0, by1 = _box_in_tile(rec, g, x0, x1, y0, y1)
         mx, my, a, b, c, o = _load_record(rec, g, cols, n_ch)
+        col0, col1, col2, col3 = cols[0], cols[1], cols[2], cols[3]
         k32 = np.int32(k)
         # the whole box, in runs of LANES pixels: cheaper than the exact per-row span
         # (a square root per row) now that a lane costs little; lanes outside the
@@ -135,6 +147,10 @@ def _forward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, t
                 lv = live[q0:q0 + LANES]
                 la = last[q0:q0 + LANES]
                 xs = cx[c0:c0 + LANES]
+                ac0 = acc0[q0:q0 + LANES]
+                ac1 = acc1[q0:q0 + LANES]
+                ac2 = acc2[q0:q0 + LANES]
+                ac3 = acc3[q0:q0 + LANES]
                 for j in range(LANES):  # one SIMD run: no branches
                     dx = mx - xs[j]
                     sigma = half * (a * dx * dx + cdy) + b * dx * dy
@@ -145,7 +161,11 @@ def _forward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, t
                     t_next = t * (one - alpha)
                     stop = ok & (t_next <= t_min)
                     upd = ok & (t_next > t_min)
-                    wts[j] = alpha * t if upd else zero
+                    wt = alpha * t if upd else zero
+                    ac0[j] += col0 * wt
+                    ac1[j] += col1 * wt
+                    ac2[j] += col2 * wt
+                    ac3[j] += col3 * wt
                     tr[j] = t_next if upd else t
                     la[j] = k32 if upd else la[j]
                     lv[j] = _I0 if stop else lv[j]
@@ -154,11 +174,6 @@ def _forward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, t
                 for j in range(LANES):
                     n_stop += f_stop[j]
                     n_in += f_in[j]
-                for d in range(n_ch):
-                    cd = cols[d]
-                    ac = acc[d * MAX_PIX + q0:d * MAX_PIX + q0 + LANES]
-                    for j in range(LANES):
-                        ac[j] += cd * wts[j]
                 n_eval += n_in
                 n_done += n_stop
                 run_live[r * n_runs + w] -= n_stop
@@ -169,7 +184,7 @@ def _forward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, t
             q = r * ws + i
             t = trans[q]
             for d in range(n_ch):
-                v = acc[d * MAX_PIX + q]
+                v = acc0[q] if d == 0 else acc1[q] if d == 1 else acc2[q] if d == 2 else acc3[q]
                 if has_bg:
                     v += t * backgrounds[cam, d]
                 out_color[cam, y0 + r, x0 + i, d] = v
@@ -225,10 +240,12 @@ def _backward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, 
     cy = stack_array(np.float32, MAX_TILE)
     run_last = stack_array(np.int64, MAX_RUNS)  # largest last of each run
     cols = stack_array(np.float32, MAX_CH)
-    gdc = stack_array(np.float32, LANES)  # sum_d G_d c_d per lane
-    wts = stack_array(np.float32, LANES)
     lacc = stack_array(np.float32, _ACC_LANES)  # per-lane gradient sums
     lcol = stack_array(np.float32, _CH_LANES)
+    for d in range(MAX_CH):
+        cols[d] = zero
+    for q in range(n_ch * MAX_PIX, MAX_CH * MAX_PIX):
+        dcol[q] = zero  # unused colour slots
     for i in range(ws):
         cx[i] = x0 + i + 0.5
     for d in range(n_ch):
@@ -271,6 +288,7 @@ def _backward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, 
         g = isect_gid[k]
         bx0, bx1, by0, by1 = _box_in_tile(rec, g, x0, x1, y0, y1)
         mx, my, a, b, c, o = _load_record(rec, g, cols, n_ch)
+        col0, col1, col2, col3 = cols[0], cols[1], cols[2], cols[3]
         k32 = np.int32(k)
         for j in range(_N_ACC * LANES):
             lacc[j] = zero
@@ -282,8 +300,12 @@ def _backward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, 
         g_o = lacc[5 * LANES:6 * LANES]
         g_amx = lacc[6 * LANES:7 * LANES]
         g_amy = lacc[7 * LANES:8 * LANES]
-        for j in range(n_ch * LANES):
+        for j in range(MAX_CH * LANES):
             lcol[j] = zero
+        g_c0 = lcol[0:LANES]
+        g_c1 = lcol[LANES:2 * LANES]
+        g_c2 = lcol[2 * LANES:3 * LANES]
+        g_c3 = lcol[3 * LANES:4 * LANES]
         w0 = (bx0 - x0) // LANES
         w1 = (bx1 - x0) // LANES
         clo = np.float32(bx0 + 0.5)
@@ -301,13 +323,10 @@ def _backward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, 
                 bq = behind[q0:q0 + LANES]
                 la = last[q0:q0 + LANES]
                 xs = cx[c0:c0 + LANES]
-                for j in range(LANES):
-                    gdc[j] = zero
-                for d in range(n_ch):
-                    cd = cols[d]
-                    dc = dcol[d * MAX_PIX + q0:d * MAX_PIX + q0 + LANES]
-                    for j in range(LANES):
-                        gdc[j] += dc[j] * cd
+                dc0 = dcol[q0:q0 + LANES]
+                dc1 = dcol[MAX_PIX + q0:MAX_PIX + q0 + LANES]
+                dc2 = dcol[2 * MAX_PIX + q0:2 * MAX_PIX + q0 + LANES]
+                dc3 = dcol[3 * MAX_PIX + q0:3 * MAX_PIX + q0 + LANES]
                 for j in range(LANES):  # one SIMD run: no branches
                     dx = mx - xs[j]
                     sigma = half * (a * dx * dx + cdy) + b * dx * dy
@@ -320,12 +339,16 @@ def _backward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, 
                     t = tr[j]
                     t_k = t * inv  # transmittance in front of this Gaussian
                     wt = alpha * t_k
-                    gd = gdc[j]
+                    gd = ((dc0[j] * col0 + dc1[j] * col1) + dc2[j] * col2) + dc3[j] * col3
                     bh_j = bq[j]
                     dal = gd * t_k - bh_j * inv
                     tr[j] = t_k if ok else t
                     bq[j] = bh_j + wt * gd if ok else bh_j
-                    wts[j] = wt if ok else zero
+                    w_ok = wt if ok else zero
+                    g_c0[j] += w_ok * dc0[j]
+                    g_c1[j] += w_ok * dc1[j]
+                    g_c2[j] += w_ok * dc2[j]
+                    g_c3[j] += w_ok * dc3[j]
                     grad_ok = ok & (raw <= alpha_max)  # clamped alpha has no gradient
                     dsig = -alpha * dal if grad_ok else zero
                     g_o[j] += vis * dal if grad_ok else zero
@@ -338,11 +361,6 @@ def _backward_tile(tid, tile_off, isect_gid, rec, backgrounds, consts, n_tiles, 
                     g_c[j] += dsig * dy * dy
                     g_amx[j] += abs(pmx)
                     g_amy[j] += abs(pmy)
-                for d in range(n_ch):
-                    dc = dcol[d * MAX_PIX + q0:d * MAX_PIX + q0 + LANES]
-                    lc = lcol[d * LANES:d * LANES + LANES]
-                    for j in range(LANES):
-                        lc[j] += wts[j] * dc[j]
         gi[k, 0] = _lane_sum(lacc, 0)
         gi[k, 1] = _lane_sum(lacc, 1)
         gi[k, 2] = 0.5 * _lane_sum(lacc, 2)
