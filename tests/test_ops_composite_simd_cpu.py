@@ -62,11 +62,9 @@ def test_exp_f32_loop_is_vectorised():
 def _both(sc: dict, tile_size: int, bg, absgrad: bool = False):
     """(simd, scalar) results of the cpu backend: image, alpha, input gradients, evals."""
     out = []
-    for kernels in ('simd', 'scalar'):
-        orig = R.compositing_kernels
-        if kernels == 'scalar':
-            R.compositing_kernels = lambda *a: (composite_cpu.composite_forward,
-                                                composite_cpu.composite_backward)
+    for kernels in ('auto', 'scalar'):
+        before = R.KERNELS
+        R.KERNELS = kernels
         try:
             if absgrad:
                 sink = torch.zeros(sc['means2d'].shape, requires_grad=True)
@@ -85,7 +83,7 @@ def _both(sc: dict, tile_size: int, bg, absgrad: bool = False):
                                               grad=True)
             out.append((img, alpha, grads, R.LAST_FORWARD_STATS['alpha_evals']))
         finally:
-            R.compositing_kernels = orig
+            R.KERNELS = before
     return out
 
 
@@ -129,3 +127,12 @@ def test_kernel_choice():
     assert R.compositing_kernels(f64, 16, 3) == scalar
     assert R.compositing_kernels(f32, 32, 3) == scalar
     assert R.compositing_kernels(f32, 16, composite_simd_cpu.MAX_CH + 1) == scalar
+    before = R.KERNELS
+    try:
+        R.KERNELS = 'scalar'
+        assert R.compositing_kernels(f32, 16, 3) == scalar
+        R.KERNELS = 'simd'
+        with pytest.raises(ValueError, match="'auto' or 'scalar'"):
+            R.compositing_kernels(f32, 16, 3)
+    finally:
+        R.KERNELS = before

@@ -48,11 +48,20 @@ def _set_threads() -> None:
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
+#: 'auto': the SIMD float32 kernels where they apply; 'scalar': always the scalar kernels,
+#: whose float32 results are bit-identical to nerfreg before the SIMD kernels (float64
+#: transmittance; e.g. to reproduce an old run exactly).
+KERNELS = 'auto'
+
+
 def compositing_kernels(dtype: np.dtype, tile_size: int, n_ch: int) -> tuple[Any, Any]:
     """(forward, backward) compositing kernels: the SIMD float32 ones
     (``composite_simd_cpu``) when they apply, else the scalar ones (float64, tiles wider
-    than ``simd.MAX_TILE``, more than ``simd.MAX_CH`` channels)."""
-    if dtype == np.float32 and tile_size <= simd.MAX_TILE and n_ch <= simd.MAX_CH:
+    than ``simd.MAX_TILE``, more than ``simd.MAX_CH`` channels, ``KERNELS = 'scalar'``)."""
+    if KERNELS not in ('auto', 'scalar'):
+        raise ValueError(f"rasterize_cpu.KERNELS must be 'auto' or 'scalar', got {KERNELS!r}")
+    if (KERNELS == 'auto' and dtype == np.float32 and tile_size <= simd.MAX_TILE
+            and n_ch <= simd.MAX_CH):
         return simd.composite_forward_f32, simd.composite_backward_f32
     return composite_forward, composite_backward
 
