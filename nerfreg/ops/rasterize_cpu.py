@@ -24,6 +24,7 @@ from . import composite_simd_cpu as simd
 from .composite_cpu import composite_backward, composite_forward, sum_intersection_gradients
 from .rasterize_torch import ALPHA_MAX, ALPHA_MIN, T_MIN  # one definition of the rules
 from .tile_binning_cpu import (
+    MAX_BANDS,
     balanced_tile_order,
     bin_gaussians,
     list_tiles,
@@ -95,12 +96,13 @@ class _Binning:
         self.rec = np.empty((g, record_width(colors.shape[1])), dtype=consts.dtype)
         rect = np.zeros((g, 4), dtype=np.int64)
         count = np.empty(g, dtype=np.int64)
+        bands = np.empty((g, 2 * MAX_BANDS), dtype=np.int32)
         prepare_records(means2d, conics, colors, opacities, radii, consts, tx, ty, width,
-                        height, self.rec, rect, count)
+                        height, self.rec, rect, count, bands)
         self.g_off = np.zeros(g + 1, dtype=np.int64)
         np.cumsum(count, out=self.g_off[1:])
         g_tiles = np.empty(int(self.g_off[-1]), dtype=np.int32)
-        list_tiles(self.rec, rect, self.g_off, consts, tx, ty, width, height, n, g_tiles)
+        list_tiles(self.rec, rect, self.g_off, bands, consts, tx, ty, width, height, n, g_tiles)
         order = depth_order(depths, count)
         n_chunks = max(1, min(4 * numba.get_num_threads(), order.size // 2048))
         self.tile_off, self.isect_gid, self.g_isect = bin_gaussians(
