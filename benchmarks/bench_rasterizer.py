@@ -265,14 +265,18 @@ def kernel_worker(n: int, res: int, reps: int) -> dict:
     out_t, out_last = np.empty((1, res, res)), np.empty((1, res, res), dtype=np.int64)
     evals = np.zeros(b.tile_off.shape[0] - 1, dtype=np.int64)
     gi = np.empty((b.n_isects, 9), dtype=f32)
+    if hasattr(R, 'compositing_kernels'):  # the kernels this tree's rasterizer would pick
+        k_fwd, k_bwd = R.compositing_kernels(np.dtype(f32), 16, 3)
+    else:
+        k_fwd, k_bwd = K.composite_forward, K.composite_backward
     fwd, bwd = [], []
     for r in range(reps + 1):
         c0 = time.process_time()
-        K.composite_forward(*grid, np.empty((1, res, res, 3), f32), np.empty((1, res, res), f32),
-                            out_t, out_last, evals)
+        k_fwd(*grid, np.empty((1, res, res, 3), f32), np.empty((1, res, res), f32), out_t,
+              out_last, evals)
         c1 = time.process_time()
-        K.composite_backward(*grid, out_t, out_last, g_color, g_alpha, gi,
-                             np.empty((b.tile_off.shape[0] - 1, 3), f32))
+        k_bwd(*grid, out_t, out_last, g_color, g_alpha, gi,
+              np.empty((b.tile_off.shape[0] - 1, 3), f32))
         c2 = time.process_time()
         if r > 0:
             fwd.append(c1 - c0)

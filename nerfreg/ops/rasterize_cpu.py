@@ -20,9 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import composite_simd_cpu as simd
 from .composite_cpu import composite_backward, composite_forward, sum_intersection_gradients
 from .rasterize_torch import ALPHA_MAX, ALPHA_MIN, T_MIN  # one definition of the rules
 from .tile_binning_cpu import (
+    MAX_BANDS,
     balanced_tile_order,
     bin_gaussians,
     list_tiles,
@@ -31,8 +33,9 @@ from .tile_binning_cpu import (
 )
 
 #: Counters of the last forward call (profiling): intersections, alpha evaluations
-#: ((pixel, Gaussian) pairs whose sigma was computed), pixels, forward kernel seconds (wall
-#: and process CPU time, all threads).
+#: ((pixel, Gaussian) pairs whose sigma was computed for a live pixel: inside the exact
+#: row spans for the scalar kernels, the pixel boxes for the SIMD ones), pixels, forward
+#: kernel seconds (wall and process CPU time, all threads).
 LAST_FORWARD_STATS: dict[str, float] = {}
 
 
@@ -44,6 +47,24 @@ def _np(t: Tensor) -> np.ndarray:
 def _set_threads() -> None:
     """Use as many Numba threads as torch does (capped by Numba's pool size)."""
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+#: 'auto': the SIMD float32 kernels where they apply; 'scalar': always the scalar kernels,
+#: whose float32 results are bit-identical to nerfreg before the SIMD kernels (float64
+#: transmittance; e.g. to reproduce an old run exactly).
+KERNELS = 'auto'
+
+
+def compositing_kernels(dtype: np.dtype, tile_size: int, n_ch: int) -> tuple[Any, Any]:
+    """(forward, backward) compositing kernels: the SIMD float32 ones
+    (``composite_simd_cpu``) when they apply, else the scalar ones (float64, tiles wider
+    than ``simd.MAX_TILE``, more than ``simd.MAX_CH`` channels, ``KERNELS = 'scalar'``)."""
+    if KERNELS not in ('auto', 'scalar'):
+        raise ValueError(f"rasterize_cpu.KERNELS must be 'auto' or 'scalar', got {KERNELS!r}")
+    if (KERNELS == 'auto' and dtype == np.float32 and tile_size <= simd.MAX_TILE
+            and n_ch <= simd.MAX_CH):
+        return simd.composite_forward_f32, simd.composite_backward_f32
+    return composite_forward, composite_backward
 
 
 def depth_order(depths: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -75,12 +96,13 @@ class _Binning:
         self.rec = np.empty((g, record_width(colors.shape[1])), dtype=consts.dtype)
         rect = np.zeros((g, 4), dtype=np.int64)
         count = np.empty(g, dtype=np.int64)
+        bands = np.empty((g, 2 * MAX_BANDS), dtype=np.int32)
         prepare_records(means2d, conics, colors, opacities, radii, consts, tx, ty, width,
-                        height, self.rec, rect, count)
+                        height, self.rec, rect, count, bands)
         self.g_off = np.zeros(g + 1, dtype=np.int64)
         np.cumsum(count, out=self.g_off[1:])
         g_tiles = np.empty(int(self.g_off[-1]), dtype=np.int32)
-        list_tiles(self.rec, rect, self.g_off, consts, tx, ty, width, height, n, g_tiles)
+        list_tiles(self.rec, rect, self.g_off, bands, consts, tx, ty, width, height, n, g_tiles)
         order = depth_order(depths, count)
         n_chunks = max(1, min(4 * numba.get_num_threads(), order.size // 2048))
         self.tile_off, self.isect_gid, self.g_isect = bin_gaussians(
@@ -117,9 +139,10 @@ class _RasterizeCPU(torch.autograd.Function):
         out_last = np.empty((n_cams, height, width), dtype=np.int64)
         evals = np.zeros(binning.tile_off.shape[0] - 1, dtype=np.int64)
         t0, c0 = time.perf_counter(), time.process_time()
-        composite_forward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams,
-                          width, height, binning.tiles_x, binning.tiles_y, binning.tile_order,
-                          out_color.numpy(), out_alpha.numpy()[..., 0], out_t, out_last, evals)
+        fwd, _ = compositing_kernels(npdt, tile_size, n_ch)
+        fwd(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams, width, height,
+            binning.tiles_x, binning.tiles_y, binning.tile_order, out_color.numpy(),
+            out_alpha.numpy()[..., 0], out_t, out_last, evals)
         LAST_FORWARD_STATS.update(isects=binning.n_isects, alpha_evals=int(evals.sum()),
                                   pixels=n_cams * width * height,
                                   kernel_s=time.perf_counter() - t0,
@@ -142,9 +165,10 @@ class _RasterizeCPU(torch.autograd.Function):
         gi = np.empty((binning.n_isects, n_col), dtype=consts.dtype)
         tile_bg = np.empty((n_cams * binning.tiles_x * binning.tiles_y, n_ch),
                            dtype=consts.dtype)
-        composite_backward(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams,
-                           width, height, binning.tiles_x, binning.tiles_y, binning.tile_order,
-                           out_t, out_last, g_color, g_alpha, gi, tile_bg)
+        _, bwd = compositing_kernels(consts.dtype, int(consts[4]), n_ch)
+        bwd(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams, width, height,
+            binning.tiles_x, binning.tiles_y, binning.tile_order, out_t, out_last, g_color,
+            g_alpha, gi, tile_bg)
         v = torch.zeros(n_cams, n, n_col, dtype=dtype)
         sum_intersection_gradients(binning.g_off, binning.g_isect, gi, v.numpy().reshape(-1, n_col))
         v_bg = None

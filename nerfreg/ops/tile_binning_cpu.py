@@ -40,6 +40,7 @@ KERNEL_OPTIONS = dict(cache=True, nogil=True, fastmath=_FASTMATH)
 
 _PIX_SLACK = 1e-3  # pixels of slack on the float64 ellipse bounds
 REC_COLOR = 11  # first colour column of the packed record
+MAX_BANDS = 4  # tile-row bands per Gaussian that prepare_records keeps for list_tiles
 
 
 def record_width(n_ch: int) -> int:
@@ -124,15 +125,17 @@ def _band_tiles(rec, g, ty, tx0, tx1, ts, height):
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def prepare_records(means2d, conics, colors, opacities, radii_f, consts, tiles_x, tiles_y,
-            width, height, rec, rect, count):
+            width, height, rec, rect, count, bands):
     """Fill the packed records, the contract's tile rectangles and the culled tile counts.
 
     Args:
         means2d ``[G, 2]``, conics ``[G, 3]``, colors ``[G, D]``, opacities ``[G]``,
         radii_f ``[G]`` (radii in the float dtype), consts (module doc).
     Writes ``rec [G, R]``, ``rect [G, 4]`` (tx0, tx1, ty0, ty1; half-open; the torch
-    backend's float rule ``floor/ceil((mean -+ radius) / tile_size)``) and ``count [G]``
-    (tiles the Gaussian can reach; 0 when its radius is 0).
+    backend's float rule ``floor/ceil((mean -+ radius) / tile_size)``), ``count [G]``
+    (tiles the Gaussian can reach; 0 when its radius is 0) and ``bands [G, 2 * MAX_BANDS]``
+    (int32 ``lo, hi`` of ``_band_tiles`` for the first MAX_BANDS tile rows, so that
+    ``list_tiles`` need not compute them again).
     """
     alpha_min = consts[0]
     ts_f = consts[4]
@@ -193,14 +196,18 @@ def prepare_records(means2d, conics, colors, opacities, radii_f, consts, tiles_x
         n_hit = 0
         for ty in range(ty0, ty1):
             lo, hi = _band_tiles(rec, g, ty, tx0, tx1, ts, height)
+            if ty - ty0 < MAX_BANDS:
+                bands[g, 2 * (ty - ty0)] = lo
+                bands[g, 2 * (ty - ty0) + 1] = hi
             n_hit += max(hi - lo, 0)
         count[g] = n_hit
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def list_tiles(rec, rect, g_off, consts, tiles_x, tiles_y, width, height, n_per_cam,
+def list_tiles(rec, rect, g_off, bands, consts, tiles_x, tiles_y, width, height, n_per_cam,
                g_tiles):
-    """Write the (global) ids of the tiles every Gaussian reaches into ``g_tiles[g_off[g]:]``."""
+    """Write the (global) ids of the tiles every Gaussian reaches into ``g_tiles[g_off[g]:]``
+    (tile-row bands from ``prepare_records``'s ``bands``, computed beyond MAX_BANDS rows)."""
     ts = int(consts[4])
     n_tiles = tiles_x * tiles_y
     for g in prange(g_off.shape[0] - 1):
@@ -210,7 +217,11 @@ def list_tiles(rec, rect, g_off, consts, tiles_x, tiles_y, width, height, n_per_
         base = (g // n_per_cam) * n_tiles
         tx0, tx1, ty0, ty1 = _tile_span(rec, g, ts, tiles_x, tiles_y, width, height, rect)
         for ty in range(ty0, ty1):
-            lo, hi = _band_tiles(rec, g, ty, tx0, tx1, ts, height)
+            if ty - ty0 < MAX_BANDS:
+                lo = bands[g, 2 * (ty - ty0)]
+                hi = bands[g, 2 * (ty - ty0) + 1]
+            else:
+                lo, hi = _band_tiles(rec, g, ty, tx0, tx1, ts, height)
             for tx in range(lo, hi):
                 g_tiles[j] = base + ty * tiles_x + tx
                 j += 1
