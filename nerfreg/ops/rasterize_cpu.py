@@ -139,7 +139,7 @@ class _RasterizeCPU(torch.autograd.Function):
         out_last = np.empty((n_cams, height, width), dtype=np.int64)
         evals = np.zeros(binning.tile_off.shape[0] - 1, dtype=np.int64)
         t0, c0 = time.perf_counter(), time.process_time()
-        fwd, _ = compositing_kernels(npdt, tile_size, n_ch)
+        fwd, bwd = compositing_kernels(npdt, tile_size, n_ch)
         fwd(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams, width, height,
             binning.tiles_x, binning.tiles_y, binning.tile_order, out_color.numpy(),
             out_alpha.numpy()[..., 0], out_t, out_last, evals)
@@ -148,14 +148,15 @@ class _RasterizeCPU(torch.autograd.Function):
                                   kernel_s=time.perf_counter() - t0,
                                   kernel_cpu_s=time.process_time() - c0,
                                   threads=numba.get_num_threads())
-        ctx.state = (binning, bg, consts, out_t, out_last, (n_cams, n, n_ch, width, height))
+        # the backward must pair with the forward's kernel (its transmittance precision)
+        ctx.state = (binning, bg, consts, out_t, out_last, (n_cams, n, n_ch, width, height), bwd)
         ctx.has_bg = backgrounds is not None
         ctx.absgrad = absgrad_sink is not None
         return out_color, out_alpha
 
     @staticmethod
     def backward(ctx: Any, grad_color: Tensor, grad_alpha: Tensor) -> tuple[Tensor | None, ...]:
-        binning, bg, consts, out_t, out_last, dims = ctx.state
+        binning, bg, consts, out_t, out_last, dims, bwd = ctx.state
         n_cams, n, n_ch, width, height = dims
         dtype = torch.float32 if consts.dtype == np.float32 else torch.float64
         _set_threads()
@@ -165,7 +166,6 @@ class _RasterizeCPU(torch.autograd.Function):
         gi = np.empty((binning.n_isects, n_col), dtype=consts.dtype)
         tile_bg = np.empty((n_cams * binning.tiles_x * binning.tiles_y, n_ch),
                            dtype=consts.dtype)
-        _, bwd = compositing_kernels(consts.dtype, int(consts[4]), n_ch)
         bwd(binning.tile_off, binning.isect_gid, binning.rec, bg, consts, n_cams, width, height,
             binning.tiles_x, binning.tiles_y, binning.tile_order, out_t, out_last, g_color,
             g_alpha, gi, tile_bg)
