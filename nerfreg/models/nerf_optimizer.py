@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from nerfreg.optim.adam import build_adam, keep_adam_kernel
 from nerfreg.registry import OPTIMIZERS
 
 
@@ -27,9 +28,6 @@ class FieldOptimizer:
                  betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-15,
                  weight_decay: float = 1e-6, scene_extent: float = 1.0,  # noqa: ARG002
                  fused: bool | str = 'auto') -> None:
-        if fused not in (True, False, 'auto'):
-            raise ValueError(f"FieldOptimizer: fused must be True, False or 'auto', got "
-                             f'{fused!r}')
         self.model = model
         extra = list(getattr(model, 'extra_param_groups', list)())
         taken = {id(p) for g in extra for p in g['params']}
@@ -39,12 +37,9 @@ class FieldOptimizer:
         groups = [dict(params=enc, name='encoding', weight_decay=0.0),
                   dict(params=mlp, name='mlp', weight_decay=float(weight_decay),
                        lr=float(mlp_lr if mlp_lr is not None else lr))] + extra
-        groups = [g for g in groups if g['params']]
-        if fused == 'auto':
-            fused = all(p.device.type == 'cpu' for g in groups for p in g['params'])
-        self.fused = bool(fused)
-        self.optimizer = torch.optim.Adam(groups, lr=float(lr), betas=tuple(betas),
-                                          eps=float(eps), fused=self.fused or None)
+        self.optimizer, self.fused = build_adam(
+            [g for g in groups if g['params']], fused, 'FieldOptimizer', lr=float(lr),
+            betas=tuple(betas), eps=float(eps))
 
     @property
     def param_groups(self) -> list[dict]:
@@ -66,7 +61,4 @@ class FieldOptimizer:
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state)
-        for group in self.param_groups:  # the implementation is this run's choice
-            group['fused'] = self.fused or None
-            if self.fused:
-                group['foreach'] = None
+        keep_adam_kernel(self.optimizer, self.fused)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from nerfreg.registry import OPTIMIZERS, STRATEGIES
 
 from ..utils.grad_check import non_finite_gradients
+from .adam import build_adam, keep_adam_kernel
 
 # 3DGS learning rates; ``means`` is multiplied by the scene extent.
 DEFAULT_LRS: dict[str, float] = dict(means=1.6e-4, scales=5e-3, quats=1e-3, opacities=5e-2,
@@ -60,14 +61,8 @@ class GaussianOptimizer:
             groups.append(dict(params=[param], lr=value, initial_lr=value, name=name))
         # groups of the model's other learnt parts (e.g. scene modules: pose corrections)
         groups += list(getattr(model, 'extra_param_groups', list)())
-        if fused not in (True, False, 'auto'):
-            raise ValueError(f"GaussianOptimizer: fused must be True, False or 'auto', got "
-                             f'{fused!r}')
-        if fused == 'auto':
-            fused = all(p.device.type == 'cpu' for g in groups for p in g['params'])
-        self.fused = bool(fused)
-        self.optimizer = torch.optim.Adam(groups, lr=0.0, eps=eps, betas=tuple(betas),
-                                          fused=self.fused or None)
+        self.optimizer, self.fused = build_adam(groups, fused, 'GaussianOptimizer', lr=0.0,
+                                                eps=eps, betas=tuple(betas))
         if strategy is None:
             from nerfreg.strategies import Strategy
             self.strategy = Strategy()
@@ -172,10 +167,7 @@ class GaussianOptimizer:
         """Restore Adam and strategy state (call after the model's ``load_state_dict``)."""
         self.sync_params()
         self.optimizer.load_state_dict(state_dict['adam'])
-        for group in self.param_groups:  # the implementation is this run's choice
-            group['fused'] = self.fused or None
-            if self.fused:
-                group['foreach'] = None
+        keep_adam_kernel(self.optimizer, self.fused)
         device = self.model.params['means'].device
         self.strategy_state = self.strategy.load_state_dict(state_dict.get('strategy', {}),
                                                             device=device)
