@@ -9,6 +9,10 @@ per (mode, factor) goes to stdout and ``--out``.
 
     python benchmarks/multiscale.py configs/gaussian_splatting/colmap_short.py \
         --steps 1000 --factors 1,2,4 --out work_dirs/multiscale.jsonl
+
+``--load-from MODE=CKPT`` scores a checkpoint of that mode (e.g. the final ``iter_N.pth`` of
+a ``fixed_steps.py`` run of the same config, steps and seed, which trains the same
+schedule) instead of training it again.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ def main() -> None:
     parser.add_argument('--work-dir', default='work_dirs/multiscale')
     parser.add_argument('--out', type=Path, default=None)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--load-from', nargs='+', action=DictAction, default={},
+                        help='MODE=CKPT: score this checkpoint for MODE instead of training')
     args = parser.parse_args()
     factors = [int(f) for f in args.factors.split(',')]
     for mode in args.modes.split(','):
@@ -84,7 +90,10 @@ def main() -> None:
         cfg = scaled_config(args.config, args.steps, args.seed, f'{args.work_dir}/{mode}',
                             args.refine_stop_frac, options)
         trainer = DefaultTrainer.from_cfg(cfg)
-        trainer.train()
+        if mode in args.load_from:
+            trainer.load_model(args.load_from[mode], resume=False)
+        else:
+            trainer.train()
         for f in factors:
             record = dict(config=args.config, steps=args.steps, seed=args.seed, mode=mode,
                           factor=f, downscale=int(cfg.data.get('downscale', 1)) * f,
