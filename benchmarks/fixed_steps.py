@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument('--work-dir', default=None)
     parser.add_argument('--out', type=Path, default=None)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--score', choices=('test', 'val', 'both'), default='test',
+                        help="split(s) to score: tune on 'val', report 'test' once")
     args = parser.parse_args()
     label = args.label or Path(args.config).stem
     work_dir = args.work_dir or f'work_dirs/fixed_steps/{label}_s{args.seed}'
@@ -64,7 +66,11 @@ def main() -> None:
     t0 = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t0
-    metrics = trainer.test()
+    metrics = {}
+    if args.score in ('val', 'both'):
+        metrics.update({f'val_{k}': v for k, v in trainer.validation().items()})
+    if args.score in ('test', 'both'):
+        metrics.update(trainer.test())
     record = dict(label=label, config=args.config, steps=args.steps, seed=args.seed,
                   options=args.cfg_options or {}, num_gaussians=trainer.model.num_gaussians,
                   train_seconds=round(train_s, 1),
