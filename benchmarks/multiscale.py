@@ -54,6 +54,12 @@ def downsample_batch(batch: dict[str, Any], f: int) -> dict[str, Any]:
     return out
 
 
+def train_downscale(cfg) -> int:
+    """The dataset's downscale factor (nested ``data.dataset`` form or the flat one)."""
+    data = cfg.data
+    return int(data.get('dataset', {}).get('downscale', data.get('downscale', 1)) or 1)
+
+
 @torch.no_grad()
 def score_at_scale(trainer: DefaultTrainer, f: int, split: str = 'test') -> dict[str, float]:
     """Mean PSNR / SSIM of ``split`` rendered at ``1/f`` of the training resolution."""
@@ -96,7 +102,7 @@ def main() -> None:
             trainer.train()
         for f in factors:
             record = dict(config=args.config, steps=args.steps, seed=args.seed, mode=mode,
-                          factor=f, downscale=int(cfg.data.get('downscale', 1)) * f,
+                          factor=f, downscale=train_downscale(cfg) * f,
                           options=args.cfg_options or {},
                           num_gaussians=trainer.model.num_gaussians,
                           **score_at_scale(trainer, f))
