@@ -6,6 +6,8 @@ intersections and alpha evaluations per pixel (the CPU backend's forward counter
 not depend on the machine's load). Prints, per variant, the mean over the first ``--early``
 steps divided by the mean over the last ``--late`` steps, then scores the validation views
 (the test views are never rendered). One JSON line per variant to stdout and ``--out``.
+With ``--steps 0`` only the start is measured: the counters of every 10th training view
+rendered from the initial Gaussians (seconds per variant, no training).
 
     python benchmarks/fast_start.py configs/gaussian_splatting/blender_short.py --steps 600 \\
         --variant current:model.random_min_views=0.0,model.init_max_radius=None \\
@@ -20,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from mmengine.hooks import Hook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -59,6 +62,24 @@ def ratio(rows: list, col: int, early: int, late: int) -> float:
     return round(a / max(b, 1e-12), 3)
 
 
+@torch.no_grad()
+def start_counters(trainer, every: int = 10) -> dict:
+    """Rasterizer counters of every ``every``-th training view at the initial state."""
+    model, data = trainer.model, trainer.data
+    n = len(data.dataset.train)
+    isects, per_px, visible = [], [], []
+    for i in range(0, n, every):
+        batch = data.make_batch('train', torch.tensor([i]))
+        results = trainer.renderer(model(batch), batch)
+        s = rasterize_cpu.LAST_FORWARD_STATS
+        isects.append(s['isects'])
+        per_px.append(s['alpha_evals'] / s['pixels'])
+        visible.append(int((results['meta']['radii'].reshape(-1) > 0).sum()))
+    return dict(views=len(isects), start_isects=round(statistics.fmean(isects)),
+                start_evals_px=round(statistics.fmean(per_px), 1),
+                start_visible=round(statistics.fmean(visible)))
+
+
 def run(config: str, steps: int, seed: int, overrides: dict, work_dir: Path, early: int,
         late: int) -> dict:
     cfg = load_config(config)
@@ -68,13 +89,16 @@ def run(config: str, steps: int, seed: int, overrides: dict, work_dir: Path, ear
         'seed': seed, 'work_dir': str(work_dir), 'device': 'cpu',
         'renderer.backend': 'cpu', **overrides})
     trainer = DefaultTrainer.from_cfg(cfg)
+    start = start_counters(trainer)
+    if steps == 0:
+        return dict(gaussians=int(trainer.model.num_gaussians), **start)
     hook = StepCostHook()
     trainer.register_hook(hook)
     trainer.train()
     rows = hook.rows
     val = trainer.validation()
     return dict(
-        steps=trainer.global_step, gaussians=int(trainer.model.num_gaussians),
+        **start, steps=trainer.global_step, gaussians=int(trainer.model.num_gaussians),
         val_psnr=round(float(val['psnr']), 4), val_ssim=round(float(val['ssim']), 4),
         early=early, late=late,
         wall_ratio=ratio(rows, 0, early, late), cpu_ratio=ratio(rows, 1, early, late),
@@ -100,6 +124,8 @@ def main() -> None:
     args = ap.parse_args()
     early = args.early or max(2, args.steps // 2)
     late = args.late or max(1, args.steps // 5)
+    if 0 < args.steps < early + 1:
+        ap.error(f'--steps {args.steps} must exceed --early {early}')
     common = parse_overrides(args.set)
     for seed in [int(s) for s in args.seeds.split(',')]:
         for spec in args.variant or ['base:']:
