@@ -16,7 +16,7 @@ param_scheduler = [
 ]
 model = dict(
     background={{_base_.background}},
-    num_random=100_000,
+    num_random=50_000,      # half the 3DGS count: half the start cost, refilled by growth
     random_min_views=0.5,   # random points only where half the training views see them
     init_max_radius=8.0,    # initial screen radius <= 8 px in every training view (fast start)
 )

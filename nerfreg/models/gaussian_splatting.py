@@ -172,9 +172,15 @@ class GaussianSplatting(BaseModel):
 
     @staticmethod
     def _train_cameras(scene: Any) -> Any:
+        """The scene's training cameras, or None (with a warning: the camera-aware
+        init options then do nothing)."""
         train = getattr(scene, 'train', None)
         cams = getattr(train, 'cameras', None)
-        return cams if cams is not None and len(cams) > 0 else None
+        if cams is None or len(cams) == 0:
+            logger.warning('GaussianSplatting: the scene has no training cameras; '
+                           'random_min_views / init_max_radius are ignored')
+            return None
+        return cams
 
     @torch.no_grad()
     def cap_scales_to_footprint(self, cameras: Any, max_radius: float) -> int:
