@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -185,11 +186,11 @@ def sample_seen_points(n: int, center: Tensor, half: float, cameras: Any, min_fr
     """``n`` points uniform in the cube ``center +- half`` restricted to where at least
     ``min_fraction`` of ``cameras`` see them (:func:`count_views`), by rejection sampling.
 
-    After a first batch from the whole cube, later batches come from the box around the
-    accepted points, widened by a quarter of its size (clipped to the cube), so a region
-    seen by all cameras that is a small part of the cube costs few batches.
+    When a first batch from the whole cube accepts at least 100 points, later batches come
+    from the box around them, widened by a quarter of its size (clipped to the cube), so a
+    region seen by the cameras that is a small part of the cube costs few batches.
     """
-    need = max(1, int(torch.ceil(torch.tensor(min_fraction * len(cameras))).item()))
+    need = max(1, math.ceil(min_fraction * len(cameras) - 1e-9))
     center = center.float()
     lo, hi = center - half, center + half
     kept: list[Tensor] = []
@@ -197,7 +198,7 @@ def sample_seen_points(n: int, center: Tensor, half: float, cameras: Any, min_fr
     for i in range(max_batches):
         pts = lo + torch.rand(batch, 3, device=center.device) * (hi - lo)
         inside = pts[count_views(pts, cameras) >= need]
-        if i == 0 and len(inside):
+        if i == 0 and len(inside) >= 100:  # enough points to outline the region
             pad = 0.25 * (inside.max(0).values - inside.min(0).values)
             lo = torch.maximum(inside.min(0).values - pad, center - half)
             hi = torch.minimum(inside.max(0).values + pad, center + half)
