@@ -104,3 +104,37 @@ def test_sequential_view_batching_equals_joint_rendering(tmp_path):
         scale = max(float(b.abs().max()), 1e-12)
         assert float((a - b).abs().max()) <= 1e-4 * scale, key
     assert float(seq['means'].abs().max()) > 1e-6
+
+
+def test_short_configs_resolve_to_their_scenes():
+    for name, root, down in (('blender_short.py', 'mic', 2), ('ngp_short.py', 'fox', 4)):
+        cfg = load_config(REPO / 'configs' / 'gaussian_splatting' / name)
+        assert cfg.data.dataset.data_root == f'../shared/data/{root}'
+        assert cfg.data.dataset.downscale == down
+        assert cfg.data.dataset.background == cfg.model.background == 'white'
+        assert cfg.optimizer.strategy.reset_every > cfg.train_cfg.max_steps  # no reset
+
+
+def test_blender_short_config_on_a_blender_format_scene(tmp_path):
+    from nerfreg.datasets.procedural import ProceduralSceneDataset
+    from nerfreg.models.init import count_views
+    root = tmp_path / 'blender_scene'
+    ProceduralSceneDataset(data_root=root, image_size=32, n_train=8, n_val=2, n_test=2)
+    cfg = load_config(REPO / 'configs' / 'gaussian_splatting' / 'blender_short.py')
+    cfg.merge_from_dict({**FAST, 'work_dir': str(tmp_path / 'init'), 'model.num_random': 2000,
+                         'data.data_root': str(root), 'data.downscale': 1})
+    trainer = DefaultTrainer.from_cfg(cfg)  # the start, before any step
+    cams = trainer.data.dataset.train.cameras
+    assert bool((count_views(trainer.model.params['means'].detach(), cams) >= 4).all())
+    trainer = _train('blender_short.py', tmp_path, **{'data.data_root': str(root),
+                                                     'data.downscale': 1,
+                                                     'model.num_random': 2000})
+    assert type(trainer.data.dataset).__name__ == 'BlenderDataset'
+
+
+@pytest.mark.slow
+def test_ngp_short_config_on_fox(tmp_path, fox_root):
+    trainer = _train('ngp_short.py', tmp_path, **{'data.data_root': str(fox_root),
+                                                 'data.downscale': 16,
+                                                 'model.num_random': 2000})
+    assert type(trainer.data.dataset).__name__ == 'NGPDataset'

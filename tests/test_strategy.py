@@ -264,3 +264,25 @@ def test_reduce_state_all_reduces_across_processes(tmp_path) -> None:
     assert torch.allclose(state['radii'], torch.tensor([0.2, 1.0]))
     single = DefaultStrategy(sync_across_ranks=True).reduce_state({'count': torch.ones(2)})
     assert single['count'].tolist() == [1.0, 1.0]  # no process group: unchanged
+
+
+def test_prune_big_after_prunes_oversized_without_any_reset() -> None:
+    kw = dict(prune_opa=0.005, prune_scale3d=0.1, prune_scale2d=0.15, reset_every=10_000)
+    model, opt = _setup(3, prune_big_after=250, **kw)
+    with torch.no_grad():
+        model.params['opacities'][:] = torch.logit(torch.tensor([0.5, 0.5, 0.5]))
+        model.params['scales'][:] = math.log(0.01)
+        model.params['scales'][1] = math.log(0.5)        # too big in world space
+    state = opt.strategy_state
+    state['radii'] = torch.tensor([0.3, 0.0, 0.0])       # #0 too big on screen
+    assert opt.strategy.prune_mask(model.params, state, step=200).tolist() == [
+        False, False, False]
+    assert opt.strategy.prune_mask(model.params, state, step=300).tolist() == [
+        True, True, False]
+    plain, plain_opt = _setup(3, **kw)  # without the option: only after the first reset
+    with torch.no_grad():
+        plain.params['opacities'][:] = model.params['opacities']
+        plain.params['scales'][:] = model.params['scales']
+    plain_opt.strategy_state['radii'] = state['radii'].clone()
+    assert plain_opt.strategy.prune_mask(plain.params, plain_opt.strategy_state,
+                                         step=300).tolist() == [False, False, False]

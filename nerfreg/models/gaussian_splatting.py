@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from nerfreg.registry import MODELS
 
 from .base import BackgroundSpec, BaseModel
-from .init import knn_mean_sq_dist, rgb_to_sh0
+from .init import footprint_max_scale, knn_mean_sq_dist, rgb_to_sh0, sample_seen_points
 from .losses import l1_ssim_loss, masked_l1_ssim_loss
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,14 @@ class GaussianSplatting(BaseModel):
         max_init_points: random subset of the point cloud at most this large (None: all).
         random_init: ignore the scene's point cloud and start from ``num_random`` random
             points (e.g. to show that MCMC needs no SfM points).
+        random_min_views: draw random points only where at least this fraction of the
+            training cameras see them (in front, inside the image); 0 (default): anywhere
+            in the cube. Points outside every view only cost time, and those next to a
+            camera cover its whole image.
+        init_max_radius: cap every initial Gaussian's scale so that its screen radius
+            (3 sigma, as the rasterizer computes it) is at most this many pixels in every
+            training camera it is in front of (None: the k-NN scale as is). Large initial
+            Gaussians overlap many tiles and make the first steps several times slower.
         background: 'white' | 'black' | 'random' | [r, g, b]. With 'random' each training
             view gets a random colour and images with alpha are re-composited on it.
         eval_background: background at evaluation (default: ``background``, black when
@@ -54,7 +62,8 @@ class GaussianSplatting(BaseModel):
                  max_init_points: int | None = None, background: BackgroundSpec = 'black',
                  eval_background: BackgroundSpec | None = None, ssim_lambda: float = 0.2,
                  opacity_reg: float = 0.0, scale_reg: float = 0.0,
-                 random_init: bool = False, fused_loss: bool | str = 'auto') -> None:
+                 random_init: bool = False, fused_loss: bool | str = 'auto',
+                 random_min_views: float = 0.0, init_max_radius: float | None = None) -> None:
         super().__init__()
         if not 0 <= sh_degree <= 3:
             raise ValueError(f'sh_degree must be in 0..3, got {sh_degree}')
@@ -67,6 +76,11 @@ class GaussianSplatting(BaseModel):
         self.random_extent = float(random_extent)
         self.max_init_points = max_init_points
         self.random_init = bool(random_init)
+        if not 0.0 <= float(random_min_views) <= 1.0:
+            raise ValueError(f'random_min_views must be a fraction in [0, 1], got '
+                             f'{random_min_views}')
+        self.random_min_views = float(random_min_views)
+        self.init_max_radius = None if init_max_radius is None else float(init_max_radius)
         self.set_backgrounds(background, eval_background)
         self.ssim_lambda = float(ssim_lambda)
         self.opacity_reg = float(opacity_reg)
@@ -133,7 +147,12 @@ class GaussianSplatting(BaseModel):
             center = (torch.zeros(3) if center is None
                       else torch.as_tensor(center, dtype=torch.float32).reshape(3))
             half = self.random_extent * extent
-            points = center + (torch.rand(self.num_random, 3) * 2 - 1) * half
+            cams = self._train_cameras(scene) if self.random_min_views > 0 else None
+            if cams is not None:
+                points = sample_seen_points(self.num_random, center, half, cams,
+                                            self.random_min_views)
+            else:
+                points = center + (torch.rand(self.num_random, 3) * 2 - 1) * half
             colors = torch.rand(self.num_random, 3)
             logger.info('GaussianSplatting: %d random points (no point cloud)', self.num_random)
         else:
@@ -147,6 +166,35 @@ class GaussianSplatting(BaseModel):
                 keep = torch.randperm(len(points))[:self.max_init_points]
                 points, colors = points[keep], colors[keep]
         self.init_from_points(points.to(device), colors.to(device))
+        cams = self._train_cameras(scene) if self.init_max_radius is not None else None
+        if cams is not None:
+            self.cap_scales_to_footprint(cams, self.init_max_radius)
+
+    @staticmethod
+    def _train_cameras(scene: Any) -> Any:
+        """The scene's training cameras, or None (with a warning: the camera-aware
+        init options then do nothing)."""
+        train = getattr(scene, 'train', None)
+        cams = getattr(train, 'cameras', None)
+        if cams is None or len(cams) == 0:
+            logger.warning('GaussianSplatting: the scene has no training cameras; '
+                           'random_min_views / init_max_radius are ignored')
+            return None
+        return cams
+
+    @torch.no_grad()
+    def cap_scales_to_footprint(self, cameras: Any, max_radius: float) -> int:
+        """Shrink Gaussians whose screen radius exceeds ``max_radius`` pixels in any of
+        ``cameras`` (see ``init.footprint_max_scale``); returns how many were shrunk."""
+        scales = self.params['scales']
+        bound = torch.log(footprint_max_scale(self.params['means'], cameras, max_radius)
+                          .clamp_min(1e-7))[:, None]
+        over = scales.data > bound
+        scales.data.copy_(torch.minimum(scales.data, bound))
+        n = int(over.any(-1).sum())
+        logger.info('GaussianSplatting: %d of %d initial Gaussians shrunk to a %.1f px screen '
+                    'radius', n, self.num_gaussians, max_radius)
+        return n
 
     @torch.no_grad()
     def init_from_points(self, points: Tensor, colors: Tensor) -> None:

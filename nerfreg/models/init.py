@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -112,3 +115,99 @@ def knn_mean_sq_dist(points: Tensor, k: int = 3, exact_max: int = 8192) -> Tenso
     d2 = _knn_exact(points, k) if p <= exact_max else _knn_morton(points, k)
     d2 = torch.where(torch.isfinite(d2), d2, torch.nan)
     return d2.nanmean(dim=1).nan_to_num(1.0)
+
+
+# ---------------------------------------------------------------------- camera-aware init
+def _camera_coords(points: Tensor, cameras: Any) -> tuple[Tensor, ...]:
+    """Camera-space ``x, y, z [C, P]`` of ``points [P, 3]`` and ``fx, fy, cx, cy, w, h [C, 1]``."""
+    dev, dt = points.device, points.dtype
+    rot = cameras.R.to(dev, dt)
+    cam = torch.einsum('cij,pj->cpi', rot, points) + cameras.t.to(dev, dt)[:, None, :]
+    intr = [getattr(cameras, k).to(dev, dt)[:, None]
+            for k in ('fx', 'fy', 'cx', 'cy', 'width', 'height')]
+    return (*cam.unbind(-1), *intr)
+
+
+@torch.no_grad()
+def count_views(points: Tensor, cameras: Any, near: float = 0.01,
+                chunk_elems: int = 1 << 23) -> Tensor:
+    """Number of ``cameras`` (a :class:`~nerfreg.cameras.Cameras`) in front of which each
+    point ``[P, 3]`` projects inside the image: ``[P]`` long."""
+    points = points.float()
+    out = torch.zeros(points.shape[0], dtype=torch.long, device=points.device)
+    step = max(1, chunk_elems // max(len(cameras), 1))
+    for s in range(0, points.shape[0], step):
+        x, y, z, fx, fy, cx, cy, w, h = _camera_coords(points[s:s + step], cameras)
+        zs = z.clamp_min(near)
+        u, v = fx * x / zs + cx, fy * y / zs + cy
+        seen = (z > near) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        out[s:s + step] = seen.sum(0)
+    return out
+
+
+@torch.no_grad()
+def footprint_max_scale(points: Tensor, cameras: Any, max_radius: float, eps2d: float = 0.3,
+                        near: float = 0.01, chunk_elems: int = 1 << 23) -> Tensor:
+    """Largest isotropic scale ``[P]`` (world units) at which a Gaussian at each point has a
+    screen radius of at most ``max_radius`` pixels in every camera it is in front of.
+
+    The radius is the rasterizer's: ``3 sqrt(largest eigenvalue of J J^T s^2 + eps2d)`` with
+    the pinhole Jacobian ``J`` at the clamped view direction (``projection.project_gaussians``).
+    Points in front of no camera get ``inf``.
+    """
+    if max_radius <= 3.0 * eps2d ** 0.5:
+        raise ValueError(f'init max_radius={max_radius} px is below the {3 * eps2d ** 0.5:.2f} '
+                         f'px that the eps2d={eps2d} low-pass filter alone gives: use a larger '
+                         'value (e.g. 8)')
+    points = points.float()
+    # allowed s^2 * lambda_max(J J^T), 0.1% under the limit so float32 rounding in the
+    # projection cannot push the radius over max_radius
+    lim = ((max_radius / 3.0) ** 2 - eps2d) * 0.999
+    out = torch.full((points.shape[0],), float('inf'), device=points.device)
+    step = max(1, chunk_elems // max(len(cameras), 1))
+    for s in range(0, points.shape[0], step):
+        x, y, z, fx, fy, cx, cy, w, h = _camera_coords(points[s:s + step], cameras)
+        front = z > near
+        zs = torch.where(front, z, torch.ones_like(z))
+        tx, ty = 0.5 * w / fx, 0.5 * h / fy
+        u = torch.minimum(torch.maximum(x / zs, -(cx / fx + 0.3 * tx)), (w - cx) / fx + 0.3 * tx)
+        v = torch.minimum(torch.maximum(y / zs, -(cy / fy + 0.3 * ty)), (h - cy) / fy + 0.3 * ty)
+        # J J^T = [[a, b], [b, c]] / z^2 with the entries below; its largest eigenvalue
+        a, b, c = fx * fx * (1 + u * u), fx * fy * u * v, fy * fy * (1 + v * v)
+        lam = (0.5 * (a + c) + torch.sqrt(0.25 * (a - c) ** 2 + b * b)) / (zs * zs)
+        smax = torch.where(front, torch.sqrt(lim / lam), torch.full_like(lam, float('inf')))
+        out[s:s + step] = smax.min(0).values
+    return out
+
+
+@torch.no_grad()
+def sample_seen_points(n: int, center: Tensor, half: float, cameras: Any, min_fraction: float,
+                       batch: int = 200_000, max_batches: int = 200) -> Tensor:
+    """``n`` points uniform in the cube ``center +- half`` restricted to where at least
+    ``min_fraction`` of ``cameras`` see them (:func:`count_views`), by rejection sampling.
+
+    When a first batch from the whole cube accepts at least 100 points, later batches come
+    from the box around them, widened by a quarter of its size (clipped to the cube), so a
+    region seen by the cameras that is a small part of the cube costs few batches.
+    """
+    need = max(1, math.ceil(min_fraction * len(cameras) - 1e-9))
+    center = center.float()
+    lo, hi = center - half, center + half
+    kept: list[Tensor] = []
+    total = 0
+    for i in range(max_batches):
+        pts = lo + torch.rand(batch, 3, device=center.device) * (hi - lo)
+        inside = pts[count_views(pts, cameras) >= need]
+        if i == 0 and len(inside) >= 100:  # enough points to outline the region
+            pad = 0.25 * (inside.max(0).values - inside.min(0).values)
+            lo = torch.maximum(inside.min(0).values - pad, center - half)
+            hi = torch.minimum(inside.max(0).values + pad, center + half)
+            continue  # the first batch only measured the region; keep uniform density
+        kept.append(inside)
+        total += len(inside)
+        if total >= n:
+            return torch.cat(kept)[:n]
+    raise ValueError(
+        f'random init: found only {total} of {n} points seen by at least {need} of '
+        f'{len(cameras)} training cameras in {max_batches} batches; lower '
+        'model.random_min_views or enlarge model.random_extent')

@@ -35,7 +35,8 @@ class DefaultStrategy(Strategy):
       else split into ``n_split`` children sampled from them with scales / 1.6;
       growth is limited to ``cap_max`` Gaussians (highest gradients first);
     * Gaussians with opacity below ``prune_opa`` are pruned and, after the first
-      opacity reset, also those larger than ``prune_scale3d * scene_scale`` in world
+      opacity reset (or after step ``prune_big_after`` when that is set, with or
+      without resets), also those larger than ``prune_scale3d * scene_scale`` in world
       space or ``prune_scale2d`` of the image in screen space (``None`` disables);
     * statistics restart from zero.
 
@@ -63,6 +64,7 @@ class DefaultStrategy(Strategy):
     prune_opa: float = 0.005
     prune_scale3d: float = 0.1
     prune_scale2d: float | None = 0.15
+    prune_big_after: int | None = None
     reset_opacity: float = 0.01
     n_split: int = 2
     split_scale_factor: float = 1.6
@@ -219,7 +221,10 @@ class DefaultStrategy(Strategy):
     def prune_mask(self, params: Params, state: dict[str, Any], step: int) -> Tensor:
         """Boolean mask of the Gaussians to prune."""
         is_prune = torch.sigmoid(params['opacities'].flatten()) < self.prune_opa
-        if step > self.reset_every:
+        big_from = self.reset_every
+        if self.prune_big_after is not None:
+            big_from = min(big_from, int(self.prune_big_after))
+        if step > big_from:
             too_big = torch.exp(params['scales']).max(dim=-1).values > (
                 self.prune_scale3d * state['scene_scale'])
             radii = state.get('radii')
@@ -232,7 +237,8 @@ class DefaultStrategy(Strategy):
     @torch.no_grad()
     def prune(self, params: Params, optimizer: torch.optim.Optimizer, state: dict[str, Any],
               step: int) -> int:
-        """Remove transparent (and, after the first reset, oversized) Gaussians."""
+        """Remove transparent (and, after the first reset or ``prune_big_after``,
+        oversized) Gaussians."""
         is_prune = self.prune_mask(params, state, step)
         n_prune = int(is_prune.sum())
         if n_prune:
