@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixed_steps import emit_record  # noqa: E402
-from tune_on_val import parse_overrides  # noqa: E402
+from tune_on_val import iter_variants  # noqa: E402
 
 from nerfreg.engine import DefaultTrainer  # noqa: E402
 from nerfreg.ops import rasterize_cpu  # noqa: E402
@@ -126,15 +126,10 @@ def main() -> None:
     late = args.late or max(1, args.steps // 5)
     if 0 < args.steps < early + 1:
         ap.error(f'--steps {args.steps} must exceed --early {early}')
-    common = parse_overrides(args.set)
-    for seed in [int(s) for s in args.seeds.split(',')]:
-        for spec in args.variant or ['base:']:
-            name, _, rest = spec.partition(':')
-            over = {**common, **parse_overrides(rest.split(','))}
-            rec = dict(config=args.config, variant=name, seed=seed, overrides=over,
-                       **run(args.config, args.steps, seed, over, args.work_dir / name,
-                             early, late))
-            emit_record(rec, args.out)
+    for seed, name, over in iter_variants(args.seeds, args.set, args.variant):
+        rec = dict(config=args.config, variant=name, seed=seed, overrides=over,
+                   **run(args.config, args.steps, seed, over, args.work_dir / name, early, late))
+        emit_record(rec, args.out)
 
 
 if __name__ == '__main__':

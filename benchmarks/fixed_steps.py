@@ -26,17 +26,23 @@ from nerfreg.engine import DefaultTrainer  # noqa: E402
 from nerfreg.utils.config import load_config  # noqa: E402
 
 
+def scale_schedule(cfg, steps: int) -> None:
+    """Set ``train_cfg.max_steps`` and every param scheduler's ``max_steps`` to ``steps``."""
+    cfg.merge_from_dict({'train_cfg.max_steps': steps})
+    for sched in cfg.get('param_scheduler') or []:
+        if 'max_steps' in sched:
+            sched['max_steps'] = steps
+
+
 def scaled_config(config: str, steps: int, seed: int, work_dir: str,
                   refine_stop_frac: float | None, options: dict | None):
     """The config with its schedule scaled to ``steps`` and no periodic outputs."""
     cfg = load_config(config)
-    cfg.merge_from_dict({'train_cfg.max_steps': steps, 'train_cfg.val_interval': 0,
+    cfg.merge_from_dict({'train_cfg.val_interval': 0,
                          'seed': seed, 'work_dir': work_dir, 'custom_hooks': [],
                          'default_hooks.checkpoint.interval': 10 * steps,
                          'default_hooks.logger.interval': 250})
-    for sched in cfg.get('param_scheduler') or []:
-        if 'max_steps' in sched:
-            sched['max_steps'] = steps
+    scale_schedule(cfg, steps)
     if refine_stop_frac is not None:
         cfg.merge_from_dict({'optimizer.strategy.refine_stop': int(refine_stop_frac * steps)})
     if options:

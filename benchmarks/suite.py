@@ -32,7 +32,7 @@ from mmengine.hooks import Hook
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fixed_steps import emit_record  # noqa: E402
+from fixed_steps import emit_record, scale_schedule  # noqa: E402
 from tune_on_val import parse_overrides  # noqa: E402
 
 from nerfreg.engine import DefaultTrainer  # noqa: E402
@@ -92,10 +92,7 @@ def build_cfg(config: str, overrides: dict, steps: int | None, seed: int, work_d
                          'work_dir': str(work_dir), 'default_hooks.checkpoint': None,
                          'default_hooks.logger.interval': 250})
     if steps is not None:
-        cfg.merge_from_dict({'train_cfg.max_steps': steps})
-        for sched in cfg.get('param_scheduler') or []:
-            if 'max_steps' in sched:
-                sched['max_steps'] = steps
+        scale_schedule(cfg, steps)
     cfg.merge_from_dict(overrides)
     return cfg
 

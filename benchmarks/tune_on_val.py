@@ -61,6 +61,16 @@ def run(config: str, steps: int, seed: int, overrides: dict, work_dir: Path) -> 
                 val_views=len(trainer.data.dataset.val), train_s=round(train_s, 1))
 
 
+def iter_variants(seeds: str, common: list[str], variants: list[str]):
+    """``(seed, name, overrides)`` for every seed of ``'0,1'`` and every ``NAME:k=v,...``
+    variant (``base:`` when none), each on top of the ``common`` overrides."""
+    shared = parse_overrides(common)
+    for seed in [int(s) for s in seeds.split(',')]:
+        for spec in variants or ['base:']:
+            name, _, rest = spec.partition(':')
+            yield seed, name, {**shared, **parse_overrides(rest.split(','))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('config')
@@ -72,15 +82,10 @@ def main() -> None:
     ap.add_argument('--out', type=Path, default=None)
     ap.add_argument('--work-dir', type=Path, default=Path('work_dirs/tune_on_val'))
     args = ap.parse_args()
-    common = parse_overrides(args.set)
-    variants = args.variant or ['base:']
-    for seed in [int(s) for s in args.seeds.split(',')]:
-        for spec in variants:
-            name, _, rest = spec.partition(':')
-            over = {**common, **parse_overrides(rest.split(','))}
-            rec = dict(config=args.config, variant=name, seed=seed, overrides=over,
-                       **run(args.config, args.steps, seed, over, args.work_dir / name))
-            emit_record(rec, args.out)
+    for seed, name, over in iter_variants(args.seeds, args.set, args.variant):
+        rec = dict(config=args.config, variant=name, seed=seed, overrides=over,
+                   **run(args.config, args.steps, seed, over, args.work_dir / name))
+        emit_record(rec, args.out)
 
 
 if __name__ == '__main__':
