@@ -142,13 +142,16 @@ class GaussianSplatting(BaseModel):
         bg = getattr(scene, 'background', None)
         if bg is not None:
             self.data_background.copy_(torch.as_tensor(bg, dtype=torch.float32).reshape(3))
-        if points is None or len(points) == 0 or self.random_init:
+        use_random = points is None or len(points) == 0 or self.random_init
+        # the training cameras, looked up once, when a camera-aware option needs them
+        wants_cams = (use_random and self.random_min_views > 0) or self.init_max_radius is not None
+        cams = self._train_cameras(scene) if wants_cams else None
+        if use_random:
             center = getattr(scene, 'scene_center', None)
             center = (torch.zeros(3) if center is None
                       else torch.as_tensor(center, dtype=torch.float32).reshape(3))
             half = self.random_extent * extent
-            cams = self._train_cameras(scene) if self.random_min_views > 0 else None
-            if cams is not None:
+            if cams is not None and self.random_min_views > 0:
                 points = sample_seen_points(self.num_random, center, half, cams,
                                             self.random_min_views)
             else:
@@ -166,8 +169,7 @@ class GaussianSplatting(BaseModel):
                 keep = torch.randperm(len(points))[:self.max_init_points]
                 points, colors = points[keep], colors[keep]
         self.init_from_points(points.to(device), colors.to(device))
-        cams = self._train_cameras(scene) if self.init_max_radius is not None else None
-        if cams is not None:
+        if cams is not None and self.init_max_radius is not None:
             self.cap_scales_to_footprint(cams, self.init_max_radius)
 
     @staticmethod
