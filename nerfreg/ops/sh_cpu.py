@@ -131,6 +131,8 @@ def _sh_fwd(deg, means, campos, coeffs, out):
 
 @njit(parallel=True, **_JIT)
 def _sh_bwd(deg, means, campos, coeffs, colors, v_colors, g_means, g_coeffs):
+    """Gradients w.r.t. means and coeffs, written in the outputs' dtype (each Gaussian's
+    rows are zeroed, then summed over cameras)."""
     nb = (deg + 1) * (deg + 1)
     n_ch = coeffs.shape[2]
     n = means.shape[0]
@@ -138,6 +140,10 @@ def _sh_bwd(deg, means, campos, coeffs, colors, v_colors, g_means, g_coeffs):
         basis = np.empty(16)
         dbasis = np.empty((16, 3))
         for g in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
+            g_coeffs[g, :, :] = 0.0
+            gm0 = 0.0
+            gm1 = 0.0
+            gm2 = 0.0
             for ci in range(campos.shape[0]):
                 dx = means[g, 0] - campos[ci, 0]
                 dy = means[g, 1] - campos[ci, 1]
@@ -161,9 +167,12 @@ def _sh_bwd(deg, means, campos, coeffs, colors, v_colors, g_means, g_coeffs):
                         gu1 += gb * dbasis[k, 1]
                         gu2 += gb * dbasis[k, 2]
                 dot = ux * gu0 + uy * gu1 + uz * gu2
-                g_means[g, 0] += (gu0 - ux * dot) / nrm
-                g_means[g, 1] += (gu1 - uy * dot) / nrm
-                g_means[g, 2] += (gu2 - uz * dot) / nrm
+                gm0 += (gu0 - ux * dot) / nrm
+                gm1 += (gu1 - uy * dot) / nrm
+                gm2 += (gu2 - uz * dot) / nrm
+            g_means[g, 0] = gm0
+            g_means[g, 1] = gm1
+            g_means[g, 2] = gm2
 
 
 class _SHColorsCPU(torch.autograd.Function):
@@ -185,11 +194,11 @@ class _SHColorsCPU(torch.autograd.Function):
         _set_threads()
         (out,) = ctx.saved_tensors
         means, campos, coeffs = ctx.arrs
-        g_means = np.zeros(means.shape)
-        g_coeffs = np.zeros(coeffs.shape)
-        _sh_bwd(ctx.deg, means, campos, coeffs, out.numpy(), _np(v_colors), g_means, g_coeffs)
-        return (None, torch.from_numpy(g_means).to(out.dtype),
-                torch.from_numpy(g_coeffs).to(out.dtype), None)
+        g_means = torch.empty(means.shape, dtype=out.dtype)
+        g_coeffs = torch.empty(coeffs.shape, dtype=out.dtype)
+        _sh_bwd(ctx.deg, means, campos, coeffs, out.numpy(), _np(v_colors.to(out.dtype)),
+                g_means.numpy(), g_coeffs.numpy())
+        return None, g_means, g_coeffs, None
 
 
 def sh_colors_cpu(sh_degree: int, means: Tensor, coeffs: Tensor, viewmats: Tensor) -> Tensor:
