@@ -12,6 +12,7 @@ import torch
 
 from nerfreg.models import GaussianSplatting
 from nerfreg.models.init import SH_C0, knn_mean_sq_dist
+from nerfreg.models.scene_modules import SceneModule
 from nerfreg.registry import MODELS, OPTIMIZERS, PARAM_SCHEDULERS, RENDERERS
 
 
@@ -175,7 +176,7 @@ def test_loss_and_metrics() -> None:
     renderer = RENDERERS.build(dict(type='GaussianSplatRenderer'))
     batch = make_batch(images, viewmats, ks, [0, 1], 24)
     rr = renderer(model(batch), batch)
-    assert rr['rgb'].shape == (2, 24, 24, 3) and rr['depth'].shape == (2, 24, 24, 1)
+    assert rr['rgb'].shape == (2, 24, 24, 3)
     losses = model.get_loss_dict(rr, batch)
     l1 = (rr['rgb'] - images).abs().mean()
     assert torch.allclose(losses['l1'], l1)
@@ -201,6 +202,29 @@ def test_renderer_modes_and_state() -> None:
     depth_only = renderer(model(batch), batch, render_mode='ED')
     assert 'rgb' not in depth_only and depth_only['depth'].shape == (2, 16, 16, 1)
     renderer.load_state_dict(renderer.state_dict())
+
+
+def test_training_renders_skip_depth_unless_a_loss_reads_it() -> None:
+    model = GaussianSplatting(sh_degree=0)
+    model.init_from_points(torch.randn(8, 3) * 0.3, torch.rand(8, 3))
+    viewmats, ks = ring_cameras(2, 16)
+    batch = dict(viewmats=viewmats, Ks=ks, width=16, height=16)
+    renderer = RENDERERS.build(dict(type='GaussianSplatRenderer'))  # 'RGB+ED'
+    train = renderer(model.train()(batch), batch)
+    evaluation = renderer(model.eval()(batch), batch)
+    assert 'depth' not in train and evaluation['depth'].shape == (2, 16, 16, 1)
+    # same colours: the depth channel only rides along
+    assert torch.allclose(train['rgb'], evaluation['rgb'], atol=1e-6)
+    # the renderer's own mode when a config section's loss reads the depth, or when asked
+    model.scene_modules['probe'] = type('Probe', (SceneModule,), {'needs_training_depth': True})()
+    assert renderer(model.train()(batch), batch)['depth'].shape == (2, 16, 16, 1)
+    del model.scene_modules['probe']
+    model.train_render_mode = None
+    assert 'depth' in renderer(model(batch), batch)
+    model.train_render_mode = 'RGB+D'
+    assert renderer(model(batch), batch)['depth'].shape == (2, 16, 16, 1)
+    # an explicit mode in the call wins
+    assert 'rgb' not in renderer(model(batch), batch, render_mode='ED')
 
 
 # ---------------------------------------------------------------------- training

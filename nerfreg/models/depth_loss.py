@@ -59,6 +59,8 @@ class SparseDepthLoss(SceneModule):
         rays_per_step: observations rendered as extra rays per ray-batch step (fields).
     """
 
+    needs_training_depth = True
+
     def __init__(self, weight: float = 0.001, min_alpha: float = 0.5,
                  rays_per_step: int = 256) -> None:
         super().__init__()

@@ -54,6 +54,11 @@ class GaussianSplatting(BaseModel):
         opacity_reg, scale_reg: optional L1 regularisers on activated opacities / scales.
         fused_loss: L1 + D-SSIM from the fused CPU kernel ('auto': on CPU; False: always
             the torch reference, see ``losses.l1_ssim_loss``).
+        train_render_mode: render mode of training renders. 'auto' (default): 'RGB' (no
+            depth channel to composite) unless a config section's loss reads the depth
+            (``SceneModule.needs_training_depth``, e.g. ``depth_loss``), then the
+            renderer's own mode; or a mode name, or None for the renderer's mode.
+            Evaluation renders always use the renderer's mode.
     """
 
     def __init__(self, sh_degree: int = 3, sh_degree_interval: int = 1000,
@@ -63,8 +68,10 @@ class GaussianSplatting(BaseModel):
                  eval_background: BackgroundSpec | None = None, ssim_lambda: float = 0.2,
                  opacity_reg: float = 0.0, scale_reg: float = 0.0,
                  random_init: bool = False, fused_loss: bool | str = 'auto',
-                 random_min_views: float = 0.0, init_max_radius: float | None = None) -> None:
+                 random_min_views: float = 0.0, init_max_radius: float | None = None,
+                 train_render_mode: str | None = 'auto') -> None:
         super().__init__()
+        self.train_render_mode = train_render_mode
         if not 0 <= sh_degree <= 3:
             raise ValueError(f'sh_degree must be in 0..3, got {sh_degree}')
         self.sh_degree = int(sh_degree)
@@ -238,7 +245,18 @@ class GaussianSplatting(BaseModel):
             colors=torch.cat([p['sh0'], p['shN']], dim=1),
             sh_degree=self.active_sh_degree(step),
             backgrounds=self._backgrounds(n_views, p['means'].device), **self.render_requests,
-            **self.camera_overrides(batch))
+            **self._training_render_mode(), **self.camera_overrides(batch))
+
+    def _training_render_mode(self) -> dict[str, str]:
+        """``{'render_mode': ...}`` for training renders (see ``train_render_mode``)."""
+        mode = self.train_render_mode
+        if not self.training or mode is None:
+            return {}
+        if mode == 'auto':
+            if any(m.needs_training_depth for m in self.scene_modules.values()):
+                return {}
+            mode = 'RGB'
+        return {'render_mode': mode}
 
     def target_image(self, render_results: dict[str, Any], batch: dict[str, Any]) -> Tensor:
         """Ground truth on the background used for the render ``[B,H,W,3]``."""

@@ -47,6 +47,10 @@ class SceneModule(nn.Module):
     takes the checkpoint's sizes.
     """
 
+    #: ``loss_terms`` reads ``render_results['depth']`` of training renders (the model then
+    #: renders depth while training; otherwise it may skip that channel)
+    needs_training_depth: bool = False
+
     @classmethod
     def check_disabled(cls, section: str, cfg: dict[str, Any]) -> None:
         """Called with the settings of a disabled section; raise for a setting that only

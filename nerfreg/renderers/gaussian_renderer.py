@@ -25,7 +25,9 @@ class GaussianSplatRenderer:
     ``rasterize_mode``: 'classic' or 'antialiased' (gsplat's names; see
     ``nerfreg.ops.rasterization``). It is saved in checkpoints (``renderer.rasterize_mode``);
     loading an anti-aliased checkpoint into a classic renderer warns. ``render_inputs``
-    may ask for ``absgrad=True`` (the model forwards its strategy's render requests).
+    may ask for ``absgrad=True`` (the model forwards its strategy's render requests) and
+    for a ``render_mode`` (the model's training mode); the ``render_mode`` argument wins
+    over both.
     """
 
     def __init__(self, backend: str = 'auto', render_mode: str = 'RGB+ED',
@@ -45,7 +47,7 @@ class GaussianSplatRenderer:
                  render_mode: str | None = None) -> dict[str, Any]:
         from nerfreg.ops import rasterization
 
-        mode = render_mode or self.render_mode
+        mode = render_mode or render_inputs.get('render_mode') or self.render_mode
         backgrounds = render_inputs.get('backgrounds')
         colors, alphas, meta = rasterization(
             means=render_inputs['means'], quats=render_inputs['quats'],
