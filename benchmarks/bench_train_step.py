@@ -36,7 +36,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # before torch starts its pool
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = 'configs/gaussian_splatting/colmap_short.py'
 PARTS = ('data', 'hooks', 'projection', 'raster_fwd', 'loss_fwd', 'loss_bwd', 'raster_bwd',
@@ -108,24 +107,21 @@ def plain_step(trainer, cpu: list | None = None) -> float:
     return time.perf_counter() - t0
 
 
-class RasterTimer:
-    """Wraps the pixel rasterizer of both backends; times its forward and its backward
-    (first gradient reaching an output to last gradient leaving an input)."""
+class CallTimer:
+    """Times the forward of a wrapped differentiable function and its backward (first
+    gradient reaching an output to last gradient leaving one of its tensor inputs)."""
 
     def __init__(self) -> None:
-        import importlib
-        R = importlib.import_module('nerfreg.ops.rasterization')
         self.fwd = 0.0
         self.bwd_start: float | None = None
         self.bwd_end = 0.0
-        self.n_isects = 0
-        orig_loader = R.load_cpu_rasterizer
-        orig_torch = R.rasterize_to_pixels_torch
-        R.load_cpu_rasterizer = lambda: self.wrap(orig_loader())
-        R.rasterize_to_pixels_torch = self.wrap(orig_torch)
+        self.handles: list = []  # hooks on leaves (parameters) outlive the step: removed
 
     def reset(self) -> None:
         self.fwd, self.bwd_start, self.bwd_end = 0.0, None, 0.0
+        for h in self.handles:
+            h.remove()
+        self.handles = []
 
     @property
     def bwd(self) -> float:
@@ -138,19 +134,43 @@ class RasterTimer:
     def _end(self, grad):
         self.bwd_end = max(self.bwd_end, time.perf_counter())
 
-    def wrap(self, fn):
+    def wrap(self, fn, n_inputs: int | None = None):
         def timed(*args, **kwargs):
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
             self.fwd += time.perf_counter() - t0
-            for t in out:
-                if t.requires_grad:
-                    t.register_hook(self._start)
-            for t in args[:4]:
+            flat = [t for o in out for t in (o.values() if isinstance(o, dict) else [o])]
+            for t in flat:
                 if getattr(t, 'requires_grad', False):
-                    t.register_hook(self._end)
+                    t.register_hook(self._start)
+            for t in list(args[:n_inputs]) + list(kwargs.values()):
+                if getattr(t, 'requires_grad', False):
+                    self.handles.append(t.register_hook(self._end))
             return out
         return timed
+
+
+class RasterTimer(CallTimer):
+    """The pixel rasterizer of both backends (``rasterize_to_pixels``); ``whole`` times the
+    full ``rasterization()`` call (projection, SH, binning, compositing: the unit the peer
+    benchmarks time) the same way."""
+
+    def __init__(self) -> None:
+        import importlib
+
+        import nerfreg.ops
+        super().__init__()
+        R = importlib.import_module('nerfreg.ops.rasterization')
+        self.whole = CallTimer()
+        orig_loader = R.load_cpu_rasterizer
+        orig_torch = R.rasterize_to_pixels_torch
+        R.load_cpu_rasterizer = lambda: self.wrap(orig_loader(), 4)
+        R.rasterize_to_pixels_torch = self.wrap(orig_torch, 4)
+        nerfreg.ops.rasterization = self.whole.wrap(R.rasterization)
+
+    def reset(self) -> None:
+        super().reset()
+        self.whole.reset()
 
 
 def instrumented_step(trainer, timer: RasterTimer) -> dict[str, float]:
@@ -187,6 +207,7 @@ def instrumented_step(trainer, timer: RasterTimer) -> dict[str, float]:
     rgb.backward(g_rgb)
     ms['raster_bwd'] = timer.bwd
     ms['bwd_rest'] = clock() - t - timer.bwd
+    whole_fwd, whole_bwd = timer.whole.fwd, timer.whole.bwd
     t = clock()
     try:  # the one-reduction check (trainer one-line change), where it exists
         from nerfreg.optim import non_finite_gradients
@@ -210,12 +231,16 @@ def instrumented_step(trainer, timer: RasterTimer) -> dict[str, float]:
     trainer.call_hook('after_train_iter', batch_idx=trainer._iter, data_batch=batch,
                       outputs={k: v.detach() for k, v in loss_dict.items()})
     ms['hooks'] = hooks + clock() - t
+    ms['rasterization_fwd'], ms['rasterization_bwd'] = whole_fwd, whole_bwd
     return ms
 
 
 def _setup(args) -> None:
     if args.code:
         sys.path.insert(0, str(Path(args.code).resolve()))
+    # Numba's OpenMP pool sets the process's OpenMP thread count (which torch reads) to
+    # its own size at its first parallel kernel: both are sized before either starts
+    os.environ['NUMBA_NUM_THREADS'] = os.environ['OMP_NUM_THREADS'] = str(args.threads)
     import torch
     torch.set_num_threads(args.threads)
 
@@ -237,13 +262,15 @@ def run_breakdown(args) -> dict:
             for _ in range(warm):
                 plain_step(trainer)
             n_steps = args.steps if backend == 'cpu' else max(3, args.steps // 10)
-            parts: dict[str, list[float]] = {k: [] for k in PARTS}
+            parts: dict[str, list[float]] = {
+                k: [] for k in PARTS + ('rasterization_fwd', 'rasterization_bwd')}
             whole, whole_cpu = [], []
             for _ in range(n_steps):
                 for k, v in instrumented_step(trainer, timer).items():
                     parts[k].append(v)
                 whole.append(plain_step(trainer, whole_cpu))
             med = {k: statistics.median(v) * 1e3 for k, v in parts.items()}
+            whole_r = med.pop('rasterization_fwd') + med.pop('rasterization_bwd')
             total = sum(med.values())
             raster = med['raster_fwd'] + med['raster_bwd']
             whole_ms = statistics.median(whole) * 1e3
@@ -254,6 +281,8 @@ def run_breakdown(args) -> dict:
                 whole_step_cpu_ms=round(statistics.median(whole_cpu) * 1e3, 2),
                 raster_fwdbwd_ms=round(raster, 2),
                 whole_over_raster=round(whole_ms / raster, 2),
+                rasterization_fwdbwd_ms=round(whole_r, 2),
+                whole_over_rasterization=round(whole_ms / whole_r, 2),
                 steps_per_s=round(1e3 / whole_ms, 2),
                 gaussians=trainer.model.num_gaussians)
     return out
@@ -286,8 +315,9 @@ def run_compare(args) -> dict:
         res = {}
         for code in codes:
             code = str(Path(code).resolve())
-            env = dict(os.environ, PYTHONPATH=code, OMP_WAIT_POLICY='PASSIVE')
+            env = dict(os.environ, PYTHONPATH=code)
             cmd = [sys.executable, __file__, 'steps', '--code', code, '--n', str(args.n),
+                   '--omp-wait-policy', args.omp_wait_policy,
                    '--steps', str(args.steps), '--warmup', str(args.warmup),
                    '--start-step', str(args.start_step), '--threads', str(args.threads),
                    '--data-root', args.data_root]
@@ -322,7 +352,16 @@ def main() -> None:
     parser.add_argument('--code-trees', nargs='+', default=None,
                         help='compare: code trees, first = baseline')
     parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--omp-wait-policy', default='default',
+                        choices=('default', 'passive', 'active'),
+                        help="OpenMP pool threads between kernels: 'default' = libgomp's "
+                             "(spin a while, then sleep; what tools/train.py gets), 'passive' "
+                             '(sleep at once: fairer to other jobs on a shared machine)')
     args = parser.parse_args()
+    if args.omp_wait_policy != 'default':  # read when the OpenMP runtime starts
+        os.environ['OMP_WAIT_POLICY'] = args.omp_wait_policy.upper()
+    else:
+        os.environ.pop('OMP_WAIT_POLICY', None)
     args.data_root = str(Path(args.data_root).resolve())
     if args.mode == 'compare':
         if not args.code_trees or len(args.code_trees) < 2:
