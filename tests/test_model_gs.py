@@ -122,7 +122,9 @@ def test_sh_degree_follows_step_and_forward() -> None:
     assert model(batch)['sh_degree'] == 2
     assert model(dict(batch, step=5000))['sh_degree'] == 3
     out = model(batch)
-    assert out['colors'].shape == (10, 16, 3) and out['backgrounds'].shape == (2, 3)
+    sh0, sh_rest = out['colors']  # the two parameters, not concatenated
+    assert sh0 is model.params['sh0'] and sh_rest is model.params['shN']
+    assert sh_rest.shape == (10, 15, 3) and out['backgrounds'].shape == (2, 3)
     assert torch.allclose(out['opacities'], torch.full((10,), 0.1))
     # The step is part of the state: resume gives the same degree.
     model2 = GaussianSplatting(sh_degree=3, sh_degree_interval=100)

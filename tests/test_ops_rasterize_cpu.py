@@ -415,6 +415,31 @@ def test_projection_cpu_matches_torch_projection(dtype):
         assert rel_err(g1[k], g0[k]) < tol, k
 
 
+@pytest.mark.parametrize('backend', ['cpu', 'torch'])
+def test_sh_given_as_two_parts_renders_as_concatenated(backend):
+    from nerfreg.ops.rasterization import rasterization
+    sc = _scene_3d(300, 3, dtype=torch.float32, width=32, height=24)
+    outs = []
+    for pair in (False, True):
+        ps = {k: sc[k].clone().requires_grad_(True) for k in ('means', 'colors')}
+        sh0, rest = ps['colors'][:, :1].detach().clone(), ps['colors'][:, 1:].detach().clone()
+        sh0.requires_grad_(True)
+        rest.requires_grad_(True)
+        colors = (sh0, rest) if pair else torch.cat([sh0, rest], 1)
+        img, _, _ = rasterization(ps['means'], sc['quats'], sc['scales'], sc['opacities'],
+                                  colors, sc['viewmats'], sc['Ks'], 32, 24, sh_degree=2,
+                                  backend=backend)
+        g = torch.Generator().manual_seed(1)
+        (img * torch.randn(img.shape, generator=g)).sum().backward()
+        outs.append((img, ps['means'].grad, sh0.grad, rest.grad))
+    for a, b in zip(*outs):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5)
+    assert outs[1][3][:, 8:].abs().max() == 0 and outs[1][3][:, :8].abs().max() > 0
+    with pytest.raises(ValueError, match='pair'):
+        rasterization(sc['means'], sc['quats'], sc['scales'], sc['opacities'], (sh0, rest),
+                      sc['viewmats'], sc['Ks'], 32, 24, backend=backend)
+
+
 @pytest.mark.parametrize('sh_degree', [0, 1, 3])
 def test_sh_colors_cpu_matches_torch_sh(sh_degree):
     from nerfreg.ops.projection_cpu import sh_colors_cpu

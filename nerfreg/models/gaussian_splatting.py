@@ -242,7 +242,7 @@ class GaussianSplatting(BaseModel):
         return dict(
             means=p['means'], quats=p['quats'], scales=torch.exp(p['scales']),
             opacities=torch.sigmoid(p['opacities']),
-            colors=torch.cat([p['sh0'], p['shN']], dim=1),
+            colors=(p['sh0'], p['shN']),  # SH in two parts: see rasterization()
             sh_degree=self.active_sh_degree(step),
             backgrounds=self._backgrounds(n_views, p['means'].device), **self.render_requests,
             **self._training_render_mode(), **self.camera_overrides(batch))

@@ -103,7 +103,7 @@ def rasterization(
     quats: Tensor,
     scales: Tensor,
     opacities: Tensor,
-    colors: Tensor,
+    colors: Tensor | tuple[Tensor, Tensor],
     viewmats: Tensor,
     Ks: Tensor,
     width: int,
@@ -125,7 +125,9 @@ def rasterization(
     Args:
         means ``[N, 3]``; quats ``[N, 4]`` wxyz (normalised inside); scales ``[N, 3]`` and
         opacities ``[N]`` already activated; colors ``[N, D]`` (or ``[C, N, D]``), or SH
-        coefficients ``[N, K, 3]`` with ``sh_degree`` (first ``(sh_degree+1)^2`` used);
+        coefficients ``[N, K, 3]`` with ``sh_degree`` (first ``(sh_degree+1)^2`` used), also
+        as the pair ``(sh0 [N, 1, 3], sh_rest [N, K-1, 3])`` models store (the CPU kernels
+        read the two in place; the other paths concatenate them);
         viewmats ``[C, 4, 4]`` world-to-camera (OpenCV); Ks ``[C, 3, 3]``; backgrounds
         ``[C, D]`` (colour channels only; ignored in 'D'/'ED'); render_mode one of
         ``RENDER_MODES``; backend one of ``BACKENDS``.
@@ -152,6 +154,15 @@ def rasterization(
     antialiased = rasterize_mode == 'antialiased'
     width, height, tile_size = int(width), int(height), int(tile_size)
     chosen = resolve_backend(backend, means.device)
+    # The cpu backend also has fused Numba projection and SH kernels; they give no
+    # gradients for the cameras, so the torch versions serve when those are needed.
+    fused = chosen == 'cpu' and not (viewmats.requires_grad or Ks.requires_grad)
+    if isinstance(colors, (tuple, list)):
+        if sh_degree is None or len(colors) != 2:
+            raise ValueError('colors given as a pair must be the SH coefficients (sh0, '
+                             'sh_rest), with sh_degree')
+        if not fused:
+            colors = torch.cat(list(colors), dim=1)
     if chosen == 'gsplat':
         from .gsplat_backend import rasterization_gsplat
         return rasterization_gsplat(
@@ -162,9 +173,6 @@ def rasterization(
             absgrad=absgrad)
 
     n_cams = viewmats.shape[0]
-    # The cpu backend also has fused Numba projection and SH kernels; they give no
-    # gradients for the cameras, so the torch versions serve when those are needed.
-    fused = chosen == 'cpu' and not (viewmats.requires_grad or Ks.requires_grad)
     if fused:
         from .projection_cpu import project_gaussians_cpu
         project = project_gaussians_cpu
@@ -179,7 +187,9 @@ def rasterization(
         means2d.retain_grad()
         if absgrad:
             sink = _absgrad_sink(means2d)
-    if fused and sh_degree is not None and colors.dim() == 3 and colors.shape[0] == means.shape[0]:
+    if fused and sh_degree is not None and (
+            isinstance(colors, (tuple, list))
+            or (colors.dim() == 3 and colors.shape[0] == means.shape[0])):
         from .sh_cpu import sh_colors_cpu
         cam_colors = sh_colors_cpu(sh_degree, means, colors, viewmats)
     else:

@@ -107,10 +107,20 @@ def _sh_basis(deg, x, y, z, out, grad):
             grad[15, 1] = 6.0 * _K3_3 * x * y
 
 
+# The coefficients come in two arrays, as models keep them: ``c0 [N, 1, D]`` (degree 0)
+# and ``cr [N, K-1, D]`` (the rest; K - 1 may be 0): read and written in place, so that no
+# concatenated copy (and no split of its gradient) is made per step.
+
+
+@njit(**_JIT)
+def _coeff(c0, cr, g, k, ch):
+    return c0[g, 0, ch] if k == 0 else cr[g, k - 1, ch]
+
+
 @njit(parallel=True, **_JIT)
-def _sh_fwd(deg, means, campos, coeffs, out):
+def _sh_fwd(deg, means, campos, c0, cr, out):
     nb = (deg + 1) * (deg + 1)
-    n_ch = coeffs.shape[2]
+    n_ch = c0.shape[2]
     n = means.shape[0]
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         basis = np.empty(16)
@@ -123,24 +133,30 @@ def _sh_fwd(deg, means, campos, coeffs, out):
                 inv = 1.0 / max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
                 _sh_basis(deg, dx * inv, dy * inv, dz * inv, basis, nograd)
                 for ch in range(n_ch):
-                    s = 0.0
-                    for k in range(nb):
-                        s += basis[k] * coeffs[g, k, ch]
+                    s = basis[0] * c0[g, 0, ch]
+                    for k in range(1, nb):
+                        s += basis[k] * cr[g, k - 1, ch]
                     out[ci, g, ch] = max(s + 0.5, 0.0)
 
 
 @njit(parallel=True, **_JIT)
-def _sh_bwd(deg, means, campos, coeffs, colors, v_colors, g_means, g_coeffs):
-    """Gradients w.r.t. means and coeffs, written in the outputs' dtype (each Gaussian's
-    rows are zeroed, then summed over cameras)."""
+def _sh_bwd(deg, means, campos, c0, cr, colors, v_colors, g_means, g_c0, g_cr):
+    """Gradients w.r.t. means, c0 and cr, written in the outputs' dtype (each Gaussian's
+    rows are zeroed, then summed over cameras; ``g_cr`` may have no rows: not wanted)."""
     nb = (deg + 1) * (deg + 1)
-    n_ch = coeffs.shape[2]
+    n_ch = c0.shape[2]
     n = means.shape[0]
+    want_rest = g_cr.shape[0] > 0
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         basis = np.empty(16)
         dbasis = np.empty((16, 3))
         for g in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            g_coeffs[g, :, :] = 0.0
+            for ch in range(n_ch):
+                g_c0[g, 0, ch] = 0.0
+            if want_rest:
+                for k in range(g_cr.shape[1]):
+                    for ch in range(n_ch):
+                        g_cr[g, k, ch] = 0.0
             gm0 = 0.0
             gm1 = 0.0
             gm2 = 0.0
@@ -160,9 +176,11 @@ def _sh_bwd(deg, means, campos, coeffs, colors, v_colors, g_means, g_coeffs):
                     if not colors[ci, g, ch] > 0.0:  # clamped at 0: no gradient
                         continue
                     gv = float(v_colors[ci, g, ch])
-                    for k in range(nb):
-                        g_coeffs[g, k, ch] += basis[k] * gv
-                        gb = coeffs[g, k, ch] * gv
+                    g_c0[g, 0, ch] += basis[0] * gv
+                    for k in range(1, nb):
+                        if want_rest:
+                            g_cr[g, k - 1, ch] += basis[k] * gv
+                        gb = cr[g, k - 1, ch] * gv
                         gu0 += gb * dbasis[k, 0]
                         gu1 += gb * dbasis[k, 1]
                         gu2 += gb * dbasis[k, 2]
@@ -177,13 +195,13 @@ def _sh_bwd(deg, means, campos, coeffs, colors, v_colors, g_means, g_coeffs):
 
 class _SHColorsCPU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, sh_degree: int, means: Tensor, coeffs: Tensor,
+    def forward(ctx: Any, sh_degree: int, means: Tensor, sh0: Tensor, sh_rest: Tensor,
                 campos: Tensor) -> Tensor:
         _set_threads()
         dtype = means.dtype
-        arrs = [_np(t.to(dtype)) for t in (means, campos, coeffs)]
-        out = torch.empty(campos.shape[0], means.shape[0], coeffs.shape[2], dtype=dtype)
-        _sh_fwd(sh_degree, arrs[0], arrs[1], arrs[2], out.numpy())
+        arrs = [_np(t.to(dtype)) for t in (means, campos, sh0, sh_rest)]
+        out = torch.empty(campos.shape[0], means.shape[0], sh0.shape[2], dtype=dtype)
+        _sh_fwd(sh_degree, *arrs, out.numpy())
         ctx.save_for_backward(out)
         ctx.arrs = arrs
         ctx.deg = sh_degree
@@ -193,26 +211,31 @@ class _SHColorsCPU(torch.autograd.Function):
     def backward(ctx: Any, v_colors: Tensor) -> tuple[Tensor | None, ...]:
         _set_threads()
         (out,) = ctx.saved_tensors
-        means, campos, coeffs = ctx.arrs
+        means, campos, c0, cr = ctx.arrs
+        want_rest = ctx.needs_input_grad[3] and cr.shape[1] > 0
         g_means = torch.empty(means.shape, dtype=out.dtype)
-        g_coeffs = torch.empty(coeffs.shape, dtype=out.dtype)
-        _sh_bwd(ctx.deg, means, campos, coeffs, out.numpy(), _np(v_colors.to(out.dtype)),
-                g_means.numpy(), g_coeffs.numpy())
-        return None, g_means, g_coeffs, None
+        g_c0 = torch.empty(c0.shape, dtype=out.dtype)
+        g_cr = torch.empty(cr.shape if want_rest else (0, 0, c0.shape[2]), dtype=out.dtype)
+        _sh_bwd(ctx.deg, means, campos, c0, cr, out.numpy(), _np(v_colors.to(out.dtype)),
+                g_means.numpy(), g_c0.numpy(), g_cr.numpy())
+        return None, g_means, g_c0, (g_cr if want_rest else None), None
 
 
-def sh_colors_cpu(sh_degree: int, means: Tensor, coeffs: Tensor, viewmats: Tensor) -> Tensor:
+def sh_colors_cpu(sh_degree: int, means: Tensor, coeffs: Tensor | tuple[Tensor, Tensor],
+                  viewmats: Tensor) -> Tensor:
     """``clamp_min(SH(mean - camera centre) + 0.5, 0)`` per camera: ``[C, N, D]``.
 
-    Same as the SH branch of ``rasterization._colors_per_camera`` (coeffs ``[N, K, D]`` with
-    ``K >= (sh_degree + 1)^2``; only the first ``(sh_degree+1)^2`` are read).
+    Same as the SH branch of ``rasterization._colors_per_camera``: coeffs ``[N, K, D]`` with
+    ``K >= (sh_degree+1)^2`` (only the first ``(sh_degree+1)^2`` are read), or the pair
+    ``(sh0 [N, 1, D], sh_rest [N, K-1, D])`` that models store, read without concatenating.
     """
     if not 0 <= sh_degree <= 3:
         raise ValueError(f'sh_degree must be in 0..3, got {sh_degree}')
+    sh0, rest = (coeffs[:, :1], coeffs[:, 1:]) if torch.is_tensor(coeffs) else coeffs
     nb = (sh_degree + 1) ** 2
-    if coeffs.shape[1] < nb:
+    if 1 + rest.shape[1] < nb:
         raise ValueError(f'sh_degree={sh_degree} needs {nb} SH coefficients per Gaussian, '
-                         f'got {coeffs.shape[1]}')
+                         f'got {1 + rest.shape[1]}')
     rot, trans = viewmats[:, :3, :3], viewmats[:, :3, 3]
     campos = -torch.einsum('cji,cj->ci', rot, trans).detach()
-    return _SHColorsCPU.apply(int(sh_degree), means, coeffs, campos)
+    return _SHColorsCPU.apply(int(sh_degree), means, sh0, rest, campos)
