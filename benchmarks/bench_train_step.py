@@ -134,7 +134,9 @@ class CallTimer:
     def _end(self, grad):
         self.bwd_end = max(self.bwd_end, time.perf_counter())
 
-    def wrap(self, fn, n_inputs: int | None = None):
+    def wrap(self, fn, end_inputs: tuple[int, ...] | None = None):
+        """``end_inputs``: positions of the inputs whose gradient ends the backward (None:
+        every tensor input, positional or keyword)."""
         def timed(*args, **kwargs):
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
@@ -143,7 +145,9 @@ class CallTimer:
             for t in flat:
                 if getattr(t, 'requires_grad', False):
                     t.register_hook(self._start)
-            for t in list(args[:n_inputs]) + list(kwargs.values()):
+            ends = (list(args) + list(kwargs.values()) if end_inputs is None
+                    else [args[i] for i in end_inputs])
+            for t in ends:
                 if getattr(t, 'requires_grad', False):
                     self.handles.append(t.register_hook(self._end))
             return out
@@ -164,8 +168,10 @@ class RasterTimer(CallTimer):
         self.whole = CallTimer()
         orig_loader = R.load_cpu_rasterizer
         orig_torch = R.rasterize_to_pixels_torch
-        R.load_cpu_rasterizer = lambda: self.wrap(orig_loader(), 4)
-        R.rasterize_to_pixels_torch = self.wrap(orig_torch, 4)
+        # the backward ends when the colours' gradient is complete: the hooks of means2d and
+        # conics would wait for the projection node, which autograd runs after the SH one
+        R.load_cpu_rasterizer = lambda: self.wrap(orig_loader(), (2,))
+        R.rasterize_to_pixels_torch = self.wrap(orig_torch, (2,))
         nerfreg.ops.rasterization = self.whole.wrap(R.rasterization)
 
     def reset(self) -> None:

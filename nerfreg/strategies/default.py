@@ -126,12 +126,16 @@ class DefaultStrategy(Strategy):
             radii = radii.max(dim=-1).values
         if state.get('grad2d') is None or state['grad2d'].shape[0] != n:
             self._reset_statistics(state, n, grad.device)
+        # dense per camera (no index lists): the same sums in the same order as a scatter
+        # over the visible (camera, Gaussian) pairs
         visible = radii > 0
-        gs_ids = torch.where(visible)[1]
-        state['grad2d'].index_add_(0, gs_ids, grad[visible].norm(dim=-1).double())
-        state['count'].index_add_(0, gs_ids, torch.ones_like(gs_ids, dtype=torch.float32))
-        state['radii'].scatter_reduce_(0, gs_ids, radii[visible].float() / max(width, height),
-                                       reduce='amax')
+        norms = grad.norm(dim=-1)
+        scaled = radii.float() / max(width, height)
+        for c in range(visible.shape[0]):
+            vis = visible[c]
+            state['grad2d'] += torch.where(vis, norms[c], 0.0).double()
+            state['count'] += vis
+            torch.maximum(state['radii'], torch.where(vis, scaled[c], 0.0), out=state['radii'])
 
     def load_state_dict(self, state_dict: dict[str, Any],
                         device: torch.device | str | None = None) -> dict[str, Any]:
