@@ -32,7 +32,8 @@ def _set_threads() -> None:
 # ----------------------------------------------------------------------------- projection
 # One Gaussian at a time in scalar float64 locals (no scratch arrays, no strided views):
 # Sigma = M M^T with M = R(q) diag(s) is formed once per Gaussian, and per camera only the
-# two rows T = J W that the 2D covariance T Sigma T^T needs.
+# two rows T = J W that the 2D covariance T Sigma T^T needs. Array elements are read with
+# np.float64(...): Numba's float() keeps a float32 a float32.
 
 
 @njit(**_JIT)
@@ -99,11 +100,11 @@ def _project_fwd(means, quats, scales, viewmats, ks, width, height, eps2d, near,
                  radius_clip, radii, means2d, depths, conics, comps):
     want_comp = comps.shape[0] > 0
     for g in prange(means.shape[0]):
-        qw, qx, qy, qz, _ = _unit_quat(float(quats[g, 0]), float(quats[g, 1]),
-                                       float(quats[g, 2]), float(quats[g, 3]))
-        sig = _world_cov(_rot_scale(qw, qx, qy, qz, float(scales[g, 0]), float(scales[g, 1]),
-                                    float(scales[g, 2])))
-        x, y, z = float(means[g, 0]), float(means[g, 1]), float(means[g, 2])
+        qw, qx, qy, qz, _ = _unit_quat(np.float64(quats[g, 0]), np.float64(quats[g, 1]),
+                                       np.float64(quats[g, 2]), np.float64(quats[g, 3]))
+        s0, s1, s2 = np.float64(scales[g, 0]), np.float64(scales[g, 1]), np.float64(scales[g, 2])
+        sig = _world_cov(_rot_scale(qw, qx, qy, qz, s0, s1, s2))
+        x, y, z = np.float64(means[g, 0]), np.float64(means[g, 1]), np.float64(means[g, 2])
         for ci in range(viewmats.shape[0]):
             w, t, (fx, fy, cx, cy), (lxn, lxp, lyn, lyp) = _camera(viewmats, ks, ci, width,
                                                                    height)
@@ -156,12 +157,12 @@ def _project_bwd(means, quats, scales, viewmats, ks, width, height, eps2d, near,
     """Gradients w.r.t. means, quats and scales, written (not accumulated) per Gaussian."""
     want_comp = v_comps.shape[0] > 0
     for g in prange(means.shape[0]):
-        qw, qx, qy, qz, inv_qn = _unit_quat(float(quats[g, 0]), float(quats[g, 1]),
-                                            float(quats[g, 2]), float(quats[g, 3]))
-        s0, s1, s2 = float(scales[g, 0]), float(scales[g, 1]), float(scales[g, 2])
+        qw, qx, qy, qz, inv_qn = _unit_quat(np.float64(quats[g, 0]), np.float64(quats[g, 1]),
+                                            np.float64(quats[g, 2]), np.float64(quats[g, 3]))
+        s0, s1, s2 = np.float64(scales[g, 0]), np.float64(scales[g, 1]), np.float64(scales[g, 2])
         m = _rot_scale(qw, qx, qy, qz, s0, s1, s2)
         sig = _world_cov(m)
-        x, y, z = float(means[g, 0]), float(means[g, 1]), float(means[g, 2])
+        x, y, z = np.float64(means[g, 0]), np.float64(means[g, 1]), np.float64(means[g, 2])
         # world-space gradients summed over cameras: mean, and the symmetric Sigma
         gx = gy = gz = 0.0
         gs00 = gs01 = gs02 = gs11 = gs12 = gs22 = 0.0
@@ -173,7 +174,7 @@ def _project_bwd(means, quats, scales, viewmats, ks, width, height, eps2d, near,
             pz = w[6] * x + w[7] * y + w[8] * z + t[2]
             g_px = 0.0
             g_py = 0.0
-            g_pz = float(v_depths[ci, g])
+            g_pz = np.float64(v_depths[ci, g])
             if pz > near and pz < far:
                 u_raw = px / pz
                 v_raw = py / pz
@@ -185,9 +186,9 @@ def _project_bwd(means, quats, scales, viewmats, ks, width, height, eps2d, near,
                 det = a * c - b * b
                 if det > 0:
                     # conic = (c, -b, a) / det
-                    k0 = float(v_conics[ci, g, 0])
-                    k1 = float(v_conics[ci, g, 1])
-                    k2 = float(v_conics[ci, g, 2])
+                    k0 = np.float64(v_conics[ci, g, 0])
+                    k1 = np.float64(v_conics[ci, g, 1])
+                    k2 = np.float64(v_conics[ci, g, 2])
                     g_det = -(k0 * c - k1 * b + k2 * a) / (det * det)
                     ga = k2 / det + g_det * c
                     gc = k0 / det + g_det * a
@@ -195,7 +196,7 @@ def _project_bwd(means, quats, scales, viewmats, ks, width, height, eps2d, near,
                     det0 = a0 * c0 - b * b
                     if want_comp and det0 > 0:
                         # comp = sqrt(det0 / det): d comp = comp / 2 (d det0 / det0 - d det / det)
-                        gk = 0.5 * float(v_comps[ci, g]) * math.sqrt(det0 / det)
+                        gk = 0.5 * np.float64(v_comps[ci, g]) * math.sqrt(det0 / det)
                         ga += gk * (c0 / det0 - c / det)
                         gc += gk * (a0 / det0 - a / det)
                         h += gk * b * (1.0 / det - 1.0 / det0)
@@ -218,8 +219,8 @@ def _project_bwd(means, quats, scales, viewmats, ks, width, height, eps2d, near,
                     g_j11 = e1[0] * w[3] + e1[1] * w[4] + e1[2] * w[5]
                     g_j12 = e1[0] * w[6] + e1[1] * w[7] + e1[2] * w[8]
                     # means2d = (fx px / pz + cx, fy py / pz + cy)
-                    gmx = float(v_means2d[ci, g, 0])
-                    gmy = float(v_means2d[ci, g, 1])
+                    gmx = np.float64(v_means2d[ci, g, 0])
+                    gmy = np.float64(v_means2d[ci, g, 1])
                     iz = 1.0 / pz
                     iz2 = iz * iz
                     g_px += gmx * fx * iz
