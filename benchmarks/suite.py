@@ -130,7 +130,7 @@ def run_scene(scene: str, config: str, overrides: dict, args, cpu: str) -> dict:
         budget_steps=args.steps, budget_seconds=args.seconds, seed=args.seed,
         gaussians=int(getattr(trainer.model, 'num_gaussians', 0)),
         psnr=round(float(metrics['psnr']), 4), ssim=round(float(metrics['ssim']), 4),
-        train_seconds=round(hook.train_time, 1), cpu=cpu,
+        train_seconds=round(hook.train_time, 3), cpu=cpu,
         threads=torch.get_num_threads(), date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
     if args.sheets is not None:
         args.sheets.mkdir(parents=True, exist_ok=True)
