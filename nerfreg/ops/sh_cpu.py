@@ -112,11 +112,6 @@ def _sh_basis(deg, x, y, z, out, grad):
 # concatenated copy (and no split of its gradient) is made per step.
 
 
-@njit(**_JIT)
-def _coeff(c0, cr, g, k, ch):
-    return c0[g, 0, ch] if k == 0 else cr[g, k - 1, ch]
-
-
 @njit(parallel=True, **_JIT)
 def _sh_fwd(deg, means, campos, c0, cr, out):
     nb = (deg + 1) * (deg + 1)
