@@ -32,6 +32,12 @@ class GaussianSplatting(BaseModel):
         sh_degree_interval: steps between SH degree increases.
         init_opacity: initial opacity of every Gaussian.
         init_scale: multiplier of the k-NN initial scale.
+        init_scale_jitter: standard deviation of independent noise added to each axis of
+            the initial log-scales. The k-NN start is exactly isotropic, where the
+            rotation's gradient is exactly zero; Adam (eps 1e-15) then moves the rotation
+            only by whatever round-off the projection backward leaves, so training would
+            depend on it. A 1% jitter makes the gradient real from the first step (0:
+            exactly isotropic, the 3DGS start).
         knn: neighbours for the initial scale (3 as in 3DGS).
         num_random: Gaussians placed uniformly when the scene has no points.
         random_extent: half size of the random cube, in units of ``scene_extent``.
@@ -69,7 +75,8 @@ class GaussianSplatting(BaseModel):
                  opacity_reg: float = 0.0, scale_reg: float = 0.0,
                  random_init: bool = False, fused_loss: bool | str = 'auto',
                  random_min_views: float = 0.0, init_max_radius: float | None = None,
-                 train_render_mode: str | None = 'auto') -> None:
+                 train_render_mode: str | None = 'auto',
+                 init_scale_jitter: float = 0.01) -> None:
         super().__init__()
         self.train_render_mode = train_render_mode
         if not 0 <= sh_degree <= 3:
@@ -78,6 +85,9 @@ class GaussianSplatting(BaseModel):
         self.sh_degree_interval = int(sh_degree_interval)
         self.init_opacity = float(init_opacity)
         self.init_scale = float(init_scale)
+        if float(init_scale_jitter) < 0:
+            raise ValueError(f'init_scale_jitter must be >= 0, got {init_scale_jitter}')
+        self.init_scale_jitter = float(init_scale_jitter)
         self.knn = int(knn)
         self.num_random = int(num_random)
         self.random_extent = float(random_extent)
@@ -207,18 +217,22 @@ class GaussianSplatting(BaseModel):
 
     @torch.no_grad()
     def init_from_points(self, points: Tensor, colors: Tensor) -> None:
-        """Gaussians at ``points [P,3]`` with ``colors [P,3]`` (0..1), isotropic scales
-        from the RMS distance to the ``knn`` nearest neighbours, identity rotations."""
+        """Gaussians at ``points [P,3]`` with ``colors [P,3]`` (0..1), scales from the RMS
+        distance to the ``knn`` nearest neighbours (each axis jittered by
+        ``init_scale_jitter`` in log space), identity rotations."""
         n = points.shape[0]
         dist2 = knn_mean_sq_dist(points, self.knn).clamp_min(1e-7)
-        log_scale = torch.log(torch.sqrt(dist2) * self.init_scale)
+        log_scale = torch.log(torch.sqrt(dist2) * self.init_scale)[:, None].repeat(1, 3)
+        if self.init_scale_jitter > 0:
+            log_scale = log_scale + self.init_scale_jitter * torch.randn(
+                n, 3, device=points.device)
         quats = torch.zeros(n, 4, device=points.device)
         quats[:, 0] = 1.0
         opacity = torch.logit(torch.full((n,), self.init_opacity, device=points.device))
         k = (self.sh_degree + 1) ** 2
         values = {
             'means': points.float(),
-            'scales': log_scale[:, None].repeat(1, 3),
+            'scales': log_scale,
             'quats': quats,
             'opacities': opacity,
             'sh0': rgb_to_sh0(colors.float().clamp(0, 1))[:, None, :],
