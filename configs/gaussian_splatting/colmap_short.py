@@ -1,6 +1,6 @@
 # Short CPU schedule on the cup scene at downscale 4 (200x150): every 8th image is test, every
 # 8th of the others is val (held out of training); sized for a 10-minute budget on a 2-core
-# CPU with the Numba backend (about 15 steps/s).
+# CPU with the Numba backend (about 20 steps/s on an AVX2 EPYC, benchmarks/README.md).
 #   python tools/train.py configs/gaussian_splatting/colmap_short.py
 # The 40k cap and the absence of an opacity reset were first chosen (2026-11-24) on cup's test
 # views; on 2026-11-29 they were re-checked on the VALIDATION views of cup and helmet at this
