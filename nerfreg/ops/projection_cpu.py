@@ -66,6 +66,13 @@ def _sym_times(s, a0, a1, a2):
 
 
 @njit(**_JIT)
+def _to_camera(w, t, x, y, z):
+    """Camera-space point ``W p + t`` (``w``: the rotation's rows, flat)."""
+    return (w[0] * x + w[1] * y + w[2] * z + t[0], w[3] * x + w[4] * y + w[5] * z + t[1],
+            w[6] * x + w[7] * y + w[8] * z + t[2])
+
+
+@njit(**_JIT)
 def _camera(viewmats, ks, ci, width, height):
     """Rotation rows, translation, intrinsics and the 1.3x-FOV clamp bounds of camera ci."""
     v = viewmats[ci]
@@ -108,9 +115,7 @@ def _project_fwd(means, quats, scales, viewmats, ks, width, height, eps2d, near,
         for ci in range(viewmats.shape[0]):
             w, t, (fx, fy, cx, cy), (lxn, lxp, lyn, lyp) = _camera(viewmats, ks, ci, width,
                                                                    height)
-            px = w[0] * x + w[1] * y + w[2] * z + t[0]
-            py = w[3] * x + w[4] * y + w[5] * z + t[1]
-            pz = w[6] * x + w[7] * y + w[8] * z + t[2]
+            px, py, pz = _to_camera(w, t, x, y, z)
             depths[ci, g] = pz
             radii[ci, g] = 0
             means2d[ci, g, 0] = 0.0
@@ -169,9 +174,7 @@ def _project_bwd(means, quats, scales, viewmats, ks, width, height, eps2d, near,
         for ci in range(viewmats.shape[0]):
             w, t, (fx, fy, cx, cy), (lxn, lxp, lyn, lyp) = _camera(viewmats, ks, ci, width,
                                                                    height)
-            px = w[0] * x + w[1] * y + w[2] * z + t[0]
-            py = w[3] * x + w[4] * y + w[5] * z + t[1]
-            pz = w[6] * x + w[7] * y + w[8] * z + t[2]
+            px, py, pz = _to_camera(w, t, x, y, z)
             g_px = 0.0
             g_py = 0.0
             g_pz = np.float64(v_depths[ci, g])
