@@ -65,6 +65,11 @@ def test_footprint_cap_bounds_the_rasterizer_radius_in_every_camera(max_radius) 
     shrunk = (model.params['scales'].detach() < before).any(-1)
     assert int(shrunk.sum()) == n and 0 < n < len(pts)
     assert torch.equal(model.params['scales'].detach()[~shrunk], before[~shrunk])
+    # shrunk as a whole: the jittered start's per-axis differences are kept
+    after = model.params['scales'].detach()
+    shape = lambda s: s - s.mean(-1, keepdim=True)  # noqa: E731
+    assert torch.allclose(shape(after), shape(before), atol=1e-5)
+    assert float(shape(after[shrunk]).abs().max()) > 1e-3
 
 
 def test_footprint_cap_rejects_radius_below_the_filter() -> None:

@@ -207,10 +207,12 @@ class GaussianSplatting(BaseModel):
         ``cameras`` (see ``init.footprint_max_scale``); returns how many were shrunk."""
         scales = self.params['scales']
         bound = torch.log(footprint_max_scale(self.params['means'], cameras, max_radius)
-                          .clamp_min(1e-7))[:, None]
-        over = scales.data > bound
-        scales.data.copy_(torch.minimum(scales.data, bound))
-        n = int(over.any(-1).sum())
+                          .clamp_min(1e-7))
+        # shift all three log-scales, so the largest one meets the bound and the shape
+        # (e.g. ``init_scale_jitter``'s anisotropy) is kept
+        excess = (scales.data.max(dim=-1).values - bound).clamp_min(0.0)
+        scales.data.sub_(excess[:, None])
+        n = int((excess > 0).sum())
         logger.info('GaussianSplatting: %d of %d initial Gaussians shrunk to a %.1f px screen '
                     'radius', n, self.num_gaussians, max_radius)
         return n
