@@ -15,6 +15,8 @@ The peer needs its own environment (see ../shared/bench/README.md); for example
 ``/tmp/venv-peer/bin/pip install --no-deps gsplat==1.5.3 jaxtyping wadler_lindig``.
 
     python benchmarks/vs_peer.py --budget 120 --seeds 0,1,2 --out work_dirs/vs_peer.jsonl
+    python benchmarks/vs_peer.py --evals 60,120,300,600 --seeds 0 \
+        --data-root ../shared/data/helmet --out work_dirs/vs_peer_helmet.jsonl
 """
 
 from __future__ import annotations
@@ -41,29 +43,34 @@ def _records(path: Path, kind: str | None = None) -> list[dict]:
 def peer_cmd(args, seed: int, out: Path) -> list[str]:
     cmd = [args.peer_python, str(args.peer), '--data', str(args.data_root), '--downscale',
            str(args.downscale), '--test-every', str(args.test_every), '--budget',
-           str(args.budget), '--evals', str(args.budget), '--seed', str(seed), '--out', str(out),
+           str(max(args.evals)), '--evals', ','.join(f'{e:g}' for e in args.evals),
+           '--seed', str(seed), '--out', str(out),
            '--train-eval-n', '1']  # its default scores every training view too (slow)
     return cmd
 
 
-def peer_row(seed: int, out: Path) -> dict:
-    ev = _records(out, 'eval')[-1]
-    return dict(side='peer', seed=seed, steps=ev['steps'], gaussians=ev['n_gauss'],
-                train_s=ev['train_s'], psnr=ev['test_psnr'], ssim=ev['test_ssim'])
+def peer_rows(seed: int, out: Path) -> list[dict]:
+    evs = [ev for ev in _records(out, 'eval') if ev['tag'] != 'init']
+    return [dict(side='peer', seed=seed, budget_s=float(ev['tag'].rstrip('s'))
+                 if ev['tag'] != 'end' else ev['train_s'], steps=ev['steps'],
+                 gaussians=ev['n_gauss'], train_s=ev['train_s'], psnr=ev['test_psnr'],
+                 ssim=ev['test_ssim']) for ev in evs]
 
 
 def nerfreg_cmd(args, seed: int, out: Path, work_dir: Path) -> list[str]:
     cmd = [sys.executable, str(REPO / 'benchmarks' / 'train_budget.py'), args.config,
-           '--evals', str(args.budget), '--out', str(out), '--work-dir', str(work_dir),
+           '--evals', ','.join(f'{e:g}' for e in args.evals), '--out', str(out),
+           '--work-dir', str(work_dir),
            '--cfg-options', f'data.data_root={args.data_root}', f'data.downscale={args.downscale}',
            f'data.holdout_every={args.test_every}', 'data.val_every=0', f'seed={seed}']
     return cmd
 
 
-def nerfreg_row(seed: int, out: Path) -> dict:
-    rec = _records(out)[-1]
-    return dict(side='nerfreg', seed=seed, steps=rec['step'], gaussians=rec['gaussians'],
-                train_s=rec['train_s'], psnr=rec['psnr'], ssim=rec['ssim'])
+def nerfreg_rows(seed: int, out: Path) -> list[dict]:
+    return [dict(side='nerfreg', seed=seed, budget_s=float(rec['budget_s'])
+                 if rec['budget_s'] != 'end' else rec['train_s'], steps=rec['step'],
+                 gaussians=rec['gaussians'], train_s=rec['train_s'], psnr=rec['psnr'],
+                 ssim=rec['ssim']) for rec in _records(out)]
 
 
 def summary(rows: list[dict], side: str) -> dict:
@@ -82,6 +89,9 @@ def main() -> None:
     ap.add_argument('--downscale', type=int, default=4)
     ap.add_argument('--test-every', type=int, default=8)
     ap.add_argument('--budget', type=float, default=120.0, help='training seconds per run')
+    ap.add_argument('--evals', default=None,
+                    help='comma-separated training-seconds checkpoints scored along one run '
+                         'per side (a curve, e.g. 60,120,300,600); default: only --budget')
     ap.add_argument('--seeds', default='0,1,2')
     ap.add_argument('--peer', type=Path, default=PEER)
     ap.add_argument('--peer-python', default='/tmp/venv-peer/bin/python',
@@ -101,6 +111,7 @@ def main() -> None:
     if not Path(args.peer_python).is_file():
         raise SystemExit(f'--peer-python {args.peer_python} does not exist: create the peer '
                          'environment as described at the top of benchmarks/vs_peer.py')
+    args.evals = sorted(float(e) for e in (args.evals or f'{args.budget:g}').split(',') if e)
     args.data_root = args.data_root.resolve()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -118,31 +129,34 @@ def main() -> None:
             else:
                 for c in cmds.values():
                     subprocess.run(c, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
-            for side, make in (('peer', peer_row), ('nerfreg', nerfreg_row)):
-                row = make(seed, outs[side])
-                row.update(budget_s=args.budget, scene=args.data_root.name,
-                           downscale=args.downscale, config=args.config,
-                           concurrent=args.concurrent)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                with open(args.out, 'a') as f:
-                    f.write(json.dumps(row) + '\n')
+            for side, make in (('peer', peer_rows), ('nerfreg', nerfreg_rows)):
+                for row in make(seed, outs[side]):
+                    row.update(scene=args.data_root.name, downscale=args.downscale,
+                               config=args.config, concurrent=args.concurrent)
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+                    with open(args.out, 'a') as f:
+                        f.write(json.dumps(row) + '\n')
     print_table(rows)
 
 
 def print_table(rows: list[dict]) -> None:
     first = rows[0]
     seeds = sorted({r['seed'] for r in rows})
-    print(f"\n{first['scene']}, downscale {first['downscale']}, {first['budget_s']:g} s of "
-          f"training, seeds {seeds} (mean +- standard deviation):")
-    print('| side | test PSNR | test SSIM | steps | Gaussians |')
-    print('|---|---|---|---|---|')
-    for side in ('nerfreg', 'peer'):
-        s = summary(rows, side)
-        print(f"| {side} | {s['psnr'][0]:.2f} +- {s['psnr'][1]:.2f} | "
-              f"{s['ssim'][0]:.3f} +- {s['ssim'][1]:.3f} | "
-              f"{s['steps'][0]:,.0f} +- {s['steps'][1]:,.0f} | "
-              f"{s['gaussians'][0]:,.0f} +- {s['gaussians'][1]:,.0f} |")
+    print(f"\n{first['scene']}, downscale {first['downscale']}, seeds {seeds} "
+          '(mean +- standard deviation):')
+    print('| training s | side | test PSNR | test SSIM | steps | Gaussians |')
+    print('|---|---|---|---|---|---|')
+    for budget in sorted({r['budget_s'] for r in rows}):
+        for side in ('nerfreg', 'peer'):
+            mine = [r for r in rows if r['budget_s'] == budget]
+            if not any(r['side'] == side for r in mine):
+                continue
+            s = summary(mine, side)
+            print(f"| {budget:g} | {side} | {s['psnr'][0]:.2f} +- {s['psnr'][1]:.2f} | "
+                  f"{s['ssim'][0]:.3f} +- {s['ssim'][1]:.3f} | "
+                  f"{s['steps'][0]:,.0f} +- {s['steps'][1]:,.0f} | "
+                  f"{s['gaussians'][0]:,.0f} +- {s['gaussians'][1]:,.0f} |")
 
 
 if __name__ == '__main__':
