@@ -139,6 +139,12 @@ def run_scene(scene: str, config: str, overrides: dict, args, cpu: str) -> dict:
         cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_PNG_COMPRESSION, 9])
         record['sheet'] = str(path)
+    if args.inspect is not None:  # every scored view, for looking at, not for committing
+        args.inspect.mkdir(parents=True, exist_ok=True)
+        n = len(trainer.data.dataset.split(args.split))
+        sheet = comparison_sheet(trainer, args.split, min(n, args.inspect_views), 960)
+        cv2.imwrite(str(args.inspect / f'{scene}_{args.split}_all.jpg'),
+                    cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     return record
 
 
@@ -172,6 +178,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument('--sheets', type=Path, default=None, help='folder for comparison PNGs')
     ap.add_argument('--sheet-views', type=int, default=3)
     ap.add_argument('--sheet-width', type=int, default=640)
+    ap.add_argument('--inspect', type=Path, default=None,
+                    help='folder for a JPEG of up to --inspect-views scored views per scene '
+                         '(to check every view for floaters; not for docs/)')
+    ap.add_argument('--inspect-views', type=int, default=24)
     ap.add_argument('--work-dir', type=Path, default=Path('work_dirs/suite'))
     args = ap.parse_args(argv)
     if args.steps is None and args.seconds is None:

@@ -7,7 +7,9 @@ alternating peer, nerfreg, peer, nerfreg, ... so that load from other jobs falls
 (``--concurrent``: the two sides of a seed at the same time).
 Both use the same scene, downscale and hold-out rule (every ``--test-every``-th image in
 natural name order is test) and train on all the other views (nerfreg's ``val_every`` is set
-to 0 so that its training views are the peer's). Prints mean and standard deviation over the
+to 0 so that its training views are the peer's). For a format the peer cannot read
+(instant-ngp, Blender), ``--peer-scene`` gives it the same views and start points, written
+as a COLMAP folder by ``benchmarks/peer_scene.py``. Prints mean and standard deviation over the
 seeds of test PSNR / SSIM, steps and Gaussians, and appends every record to ``--out``.
 
 The peer needs its own environment (see ../shared/bench/README.md); for example
@@ -15,6 +17,10 @@ The peer needs its own environment (see ../shared/bench/README.md); for example
 ``/tmp/venv-peer/bin/pip install --no-deps gsplat==1.5.3 jaxtyping wadler_lindig``.
 
     python benchmarks/vs_peer.py --budget 120 --seeds 0,1,2 --out work_dirs/vs_peer.jsonl
+    python benchmarks/peer_scene.py configs/gaussian_splatting/ngp_short.py \
+        --out work_dirs/peer_scenes/fox
+    python benchmarks/vs_peer.py --config configs/gaussian_splatting/ngp_short.py \
+        --data-root ../shared/data/fox --peer-scene work_dirs/peer_scenes/fox --evals 120,300
     python benchmarks/vs_peer.py --evals 60,120,300,600 --seeds 0 \
         --data-root ../shared/data/helmet --out work_dirs/vs_peer_helmet.jsonl
 """
@@ -41,8 +47,10 @@ def _records(path: Path, kind: str | None = None) -> list[dict]:
 
 
 def peer_cmd(args, seed: int, out: Path) -> list[str]:
-    cmd = [args.peer_python, str(args.peer), '--data', str(args.data_root), '--downscale',
-           str(args.downscale), '--test-every', str(args.test_every), '--budget',
+    data, downscale = ((args.peer_scene, 1) if args.peer_scene is not None
+                       else (args.data_root, args.downscale))
+    cmd = [args.peer_python, str(args.peer), '--data', str(data), '--downscale',
+           str(downscale), '--test-every', str(args.test_every), '--budget',
            str(max(args.evals)), '--evals', ','.join(f'{e:g}' for e in args.evals),
            '--seed', str(seed), '--out', str(out),
            '--train-eval-n', '1']  # its default scores every training view too (slow)
@@ -94,6 +102,10 @@ def main() -> None:
                          'per side (a curve, e.g. 60,120,300,600); default: only --budget')
     ap.add_argument('--seeds', default='0,1,2')
     ap.add_argument('--peer', type=Path, default=PEER)
+    ap.add_argument('--peer-scene', type=Path, default=None,
+                    help='for a scene the peer cannot read (instant-ngp, Blender): the COLMAP '
+                         'folder benchmarks/peer_scene.py wrote for it (views already at '
+                         'the training size, so the peer reads it at downscale 1)')
     ap.add_argument('--peer-python', default='/tmp/venv-peer/bin/python',
                     help='python of an environment with gsplat 1.5.3 (see the docstring)')
     ap.add_argument('--out', type=Path, default=REPO / 'work_dirs' / 'vs_peer.jsonl')
