@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument('--out', type=Path, default=None, help='JSON lines appended here')
     ap.add_argument('--sheets', type=Path, default=None, help='folder for comparison PNGs')
     ap.add_argument('--sheet-views', type=int, default=3)
-    ap.add_argument('--sheet-width', type=int, default=640)
+    ap.add_argument('--sheet-width', type=int, default=400)
     ap.add_argument('--inspect', type=Path, default=None,
                     help='folder for a JPEG of up to --inspect-views scored views per scene '
                          '(to check every view for floaters; not for docs/)')

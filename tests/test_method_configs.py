@@ -69,6 +69,7 @@ def test_colmap_short_config_resolves_to_the_benchmark_setting():
     cfg = load_config(REPO / 'configs' / 'gaussian_splatting' / 'colmap_short.py')
     assert cfg.data.dataset.downscale == 4 and cfg.data.dataset.holdout_every == 8
     assert cfg.model.type == 'GaussianSplatting' and cfg.optimizer.type == 'GaussianOptimizer'
+    assert cfg.model.background == 'random'  # floater control on opaque photos (issue #19)
 
 
 def _gradients_of_first_step(tmp_path: Path, view_batching: str) -> dict[str, torch.Tensor]:

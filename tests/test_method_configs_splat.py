@@ -76,7 +76,7 @@ def test_colmap_short_mcmc_config_on_cup_with_a_small_cap(tmp_path, cup_root):
 def test_colmap_short_mcmc_is_the_twin_of_colmap_short():
     short = load_config(CONFIGS / 'colmap_short.py')
     mcmc = load_config(CONFIGS / 'colmap_short_mcmc.py')
-    assert mcmc.data == short.data
+    assert mcmc.data == short.data and mcmc.model.background == short.model.background
     assert mcmc.train_cfg == short.train_cfg
     assert mcmc.param_scheduler == short.param_scheduler
     assert mcmc.optimizer.strategy.cap_max == short.optimizer.strategy.cap_max
