@@ -2,7 +2,7 @@
 # background), from random points: the scene has no point cloud.
 #   python tools/train.py configs/gaussian_splatting/blender_short.py
 # The schedule, random start and floater control are in schedules/gs_short_random.py
-# (drafts, NOT TUNED YET).
+# (sized by arithmetic, not swept on validation views; figures there).
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/datasets/blender_mic.py',

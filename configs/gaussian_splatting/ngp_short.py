@@ -2,7 +2,7 @@
 # 270x480, white background), from random points: the capture has no point cloud.
 #   python tools/train.py configs/gaussian_splatting/ngp_short.py
 # The schedule, random start and floater control are in schedules/gs_short_random.py
-# (drafts, NOT TUNED YET).
+# (sized by arithmetic, not swept on validation views; figures there).
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/datasets/ngp_fox.py',
