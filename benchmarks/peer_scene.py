@@ -35,9 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nerfreg.datasets.base import natural_key, split_indices  # noqa: E402
 from nerfreg.datasets.colmap_io import ColmapCamera, ColmapImage, ColmapPoints, write_model  # noqa: E402,I001
 from nerfreg.engine import DefaultTrainer  # noqa: E402
+from nerfreg.ops.sh import SH_C0  # noqa: E402
 from nerfreg.utils.config import load_config  # noqa: E402
-
-SH_C0 = 0.28209479177387814
 
 
 def export_peer_scene(config: str, out: Path, cfg_options: dict | None = None,
