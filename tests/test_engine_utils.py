@@ -14,7 +14,7 @@ from nerfreg.utils.fileio import atomic_write_bytes, ensure_writable_dir
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_compile_notice_only_when_a_cached_kernel_really_compiles(tmp_path):
+def test_compile_notice_and_clock_only_when_a_cached_kernel_really_compiles(tmp_path):
     (tmp_path / 'kernel_mod.py').write_text(textwrap.dedent('''
         import numba
 
@@ -29,11 +29,14 @@ def test_compile_notice_only_when_a_cached_kernel_really_compiles(tmp_path):
     script = textwrap.dedent(f'''
         import sys, numpy as np
         sys.path[:0] = [{str(REPO)!r}, {str(tmp_path)!r}]
-        from nerfreg.utils.compile_notice import announce_kernel_compiles
+        import time
+        from nerfreg.utils.compile_notice import announce_kernel_compiles, compile_seconds
         announce_kernel_compiles(lambda m: print('NOTICE', m))
         import kernel_mod
         kernel_mod.plain(np.ones(3))
+        c0, t0 = compile_seconds(), time.perf_counter()
         print(kernel_mod.total(np.ones(3)), kernel_mod.total(np.ones(4)))
+        print('CLOCK', compile_seconds() - c0, time.perf_counter() - t0)
     ''')
     runs = [subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                            timeout=300) for _ in range(2)]
@@ -42,6 +45,10 @@ def test_compile_notice_only_when_a_cached_kernel_really_compiles(tmp_path):
     first, second = (r.stdout for r in runs)
     assert first.count('NOTICE') == 1 and 'first run only' in first
     assert 'NOTICE' not in second and '3.0 4.0' in second
+    # compile_seconds counts the compile (most of the first call's time), not a cache load
+    clocks = [[float(v) for v in out.split('CLOCK')[1].split()] for out in (first, second)]
+    assert 0.5 * clocks[0][1] < clocks[0][0] <= clocks[0][1]
+    assert clocks[1][0] == 0.0
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
