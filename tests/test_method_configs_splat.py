@@ -73,14 +73,16 @@ def test_colmap_short_mcmc_config_on_cup_with_a_small_cap(tmp_path, cup_root):
     assert trainer.model.num_gaussians == 5000  # subsampled from the 9262 SfM points
 
 
-def test_colmap_short_mcmc_is_the_twin_of_colmap_short():
-    short = load_config(CONFIGS / 'colmap_short.py')
-    mcmc = load_config(CONFIGS / 'colmap_short_mcmc.py')
+@pytest.mark.parametrize('short_config', ['colmap_short.py', 'blender_short.py'])
+def test_short_mcmc_configs_are_twins_of_their_short_config(short_config):
+    short = load_config(CONFIGS / short_config)
+    mcmc = load_config(CONFIGS / short_config.replace('.py', '_mcmc.py'))
     assert mcmc.data == short.data and mcmc.model.background == short.model.background
     assert mcmc.train_cfg == short.train_cfg
     assert mcmc.param_scheduler == short.param_scheduler
     assert mcmc.optimizer.strategy.cap_max == short.optimizer.strategy.cap_max
-    assert mcmc.optimizer.strategy.refine_stop == short.optimizer.strategy.refine_stop
+    for key in ('refine_start', 'refine_stop', 'refine_every'):
+        assert mcmc.optimizer.strategy[key] == short.optimizer.strategy[key]
     assert mcmc.optimizer.strategy.type == 'MCMCStrategy'
     assert 'grow_grad2d' not in mcmc.optimizer.strategy  # no DefaultStrategy keys left
 
