@@ -8,14 +8,21 @@ line per run goes to stdout and to ``--out`` (appended).
 
     python benchmarks/fixed_steps.py configs/gaussian_splatting/colmap_short_mcmc.py \
         --steps 3000 --seed 1 --out work_dirs/mcmc_vs_default.jsonl
+    python benchmarks/fixed_steps.py --summarize work_dirs/mcmc_vs_default.jsonl
+
+``--summarize`` prints one markdown row per label: test PSNR per seed, their mean and
+sample standard deviation, mean SSIM and mean validation PSNR (runs scored with
+``--score both``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from mmengine.config import DictAction
@@ -50,10 +57,13 @@ def scaled_config(config: str, steps: int, seed: int, work_dir: str,
     return cfg
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict | None:
+    """Train and score one run (its record is returned), or print a ``--summarize`` table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('--steps', type=int, required=True)
+    parser.add_argument('config', nargs='?')
+    parser.add_argument('--summarize', type=Path, metavar='JSONL',
+                        help='print the table of the runs in this file and exit')
+    parser.add_argument('--steps', type=int)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--refine-stop-frac', type=float, default=None,
                         help='strategy.refine_stop as a fraction of --steps')
@@ -63,7 +73,12 @@ def main() -> None:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--score', choices=('test', 'val', 'both'), default='test',
                         help="split(s) to score: tune on 'val', report 'test' once")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.summarize:
+        print(summary_table(args.summarize))
+        return None
+    if args.config is None or args.steps is None:
+        parser.error('a config and --steps are required to train')
     label = args.label or Path(args.config).stem
     work_dir = args.work_dir or f'work_dirs/fixed_steps/{label}_s{args.seed}'
     cfg = scaled_config(args.config, args.steps, args.seed, work_dir, args.refine_stop_frac,
@@ -82,6 +97,30 @@ def main() -> None:
                   train_seconds=round(train_s, 1),
                   **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
     emit_record(record, args.out)
+    return record
+
+
+def summary_table(path: Path) -> str:
+    """Markdown table of the records in ``path``, one row per label in first-seen order."""
+    runs: dict[str, list[dict]] = defaultdict(list)
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            runs[record['label']].append(record)
+    rows = ['| label | steps | test PSNR per seed | mean +- sd | mean SSIM | mean val PSNR |',
+            '|---|---:|---|---:|---:|---:|']
+    for label, records in runs.items():
+        records.sort(key=lambda r: r['seed'])
+        psnr = [r['psnr'] for r in records if 'psnr' in r]
+        val = [r['val_psnr'] for r in records if 'val_psnr' in r]
+        ssim = [r['ssim'] for r in records if 'ssim' in r]
+        per_seed = ', '.join(f"{r['psnr']:.2f} (s{r['seed']})" for r in records if 'psnr' in r)
+        spread = f' +- {statistics.stdev(psnr):.2f}' if len(psnr) > 1 else ''
+        mean = f'{statistics.fmean(psnr):.2f}{spread}' if psnr else '-'
+        rows.append(f"| {label} | {records[0]['steps']} | {per_seed or '-'} | {mean} | "
+                    f"{f'{statistics.fmean(ssim):.3f}' if ssim else '-'} | "
+                    f"{f'{statistics.fmean(val):.2f}' if val else '-'} |")
+    return '\n'.join(rows)
 
 
 def emit_record(record: dict, out: Path | None) -> None:
