@@ -12,7 +12,8 @@ line per run goes to stdout and to ``--out`` (appended).
 
 ``--summarize`` prints one markdown row per label: test PSNR per seed, their mean and
 sample standard deviation, mean SSIM and mean validation PSNR (runs scored with
-``--score both``).
+``--score both``). Each record also holds every scored view's PSNR by image name
+(``view_psnr``), so a mean moved by one view shows.
 """
 
 from __future__ import annotations
@@ -25,12 +26,37 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import torch
 from mmengine.config import DictAction
+from mmengine.hooks import Hook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nerfreg.engine import DefaultTrainer  # noqa: E402
 from nerfreg.utils.config import load_config  # noqa: E402
+
+
+class PerViewPSNR(Hook):
+    """Collects each scored view's PSNR by image name: ``views[split][name]``."""
+
+    priority = 'LOWEST'
+
+    def __init__(self) -> None:
+        self.views: dict[str, dict[str, float]] = defaultdict(dict)
+
+    def _record(self, split: str, data_batch: dict, outputs: dict) -> None:
+        psnr = outputs['metrics'].get('psnr')
+        if psnr is None:
+            return
+        values = [float(v) for v in torch.as_tensor(psnr).flatten()]
+        for name, value in zip(data_batch.get('name') or [], values):
+            self.views[split][str(name)] = round(value, 3)
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._record('val', data_batch, outputs)
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._record('test', data_batch, outputs)
 
 
 def scale_schedule(cfg, steps: int) -> None:
@@ -87,6 +113,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     t0 = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t0
+    per_view = PerViewPSNR()
+    trainer.register_hook(per_view)
     metrics = {}
     if args.score in ('val', 'both'):
         metrics.update({f'val_{k}': v for k, v in trainer.validation().items()})
@@ -95,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     record = dict(label=label, config=args.config, steps=args.steps, seed=args.seed,
                   options=args.cfg_options or {}, num_gaussians=trainer.model.num_gaussians,
                   train_seconds=round(train_s, 1),
-                  **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+                  **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+                  view_psnr=dict(per_view.views))
     emit_record(record, args.out)
     return record
 

@@ -26,6 +26,11 @@ def test_fixed_steps_runs_and_summarizes_seeds(tmp_path, capsys):
     for record in records:
         assert record['steps'] == 4 and 5 < record['psnr'] < 60 and 5 < record['val_psnr'] < 60
     assert records[0]['psnr'] != records[1]['psnr']  # the seed changes the run
+    for record in records:  # per-view PSNR by image name; their mean is the split's PSNR
+        for split, key in (('test', 'psnr'), ('val', 'val_psnr')):
+            views = record['view_psnr'][split]
+            assert len(views) == (4 if split == 'test' else 3)
+            assert abs(statistics.fmean(views.values()) - record[key]) < 1e-2
     assert [json.loads(x)['seed'] for x in out.read_text().splitlines()] == [1, 0]
     capsys.readouterr()
     fixed_steps.main(['--summarize', str(out)])
