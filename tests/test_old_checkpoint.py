@@ -1,4 +1,5 @@
-"""A checkpoint written by nerfreg before the engine refactor still resumes, bit for bit."""
+"""A checkpoint written by nerfreg before the engine refactor still resumes to the old code's
+parameters (to the round-off that differs between CPUs)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from nerfreg.engine import DefaultTrainer, load_checkpoint
@@ -38,4 +40,7 @@ def test_old_checkpoint_resumes_to_the_same_parameters_as_the_old_code(tmp_path,
     assert trainer.global_step == expected.pop('global_step') == 6
     got = {k: float(v.double().sum()) for k, v in trainer.model.state_dict().items()
            if torch.is_tensor(v) and v.is_floating_point()}
-    assert got == expected
+    # The fixture was made on an AVX2 CPU; torch's kernels on an AVX-512 one sum in another
+    # order (measured: 3e-10 relative). The two resumed steps move these sums by 2e-5 to
+    # 2e-3 relative, so 1e-7 still catches a resume that restores the wrong state.
+    assert got == pytest.approx(expected, rel=1e-7, abs=1e-12)
