@@ -49,7 +49,6 @@ class BudgetEvalHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         now, compiled = time.perf_counter(), compile_seconds()
         self.train_time += now - self._t0 - (compiled - self._c0)
-        self._c0 = compiled
         while self.budgets and self.train_time >= self.budgets[0]:
             self._record(runner, self.budgets.pop(0))
         if not self.budgets:
