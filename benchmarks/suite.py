@@ -37,7 +37,7 @@ from fixed_steps import emit_record, scale_schedule  # noqa: E402
 from tune_on_val import parse_overrides  # noqa: E402
 
 from nerfreg.engine import DefaultTrainer  # noqa: E402
-from nerfreg.utils.compile_notice import compile_seconds  # noqa: E402
+from nerfreg.utils.compile_notice import CompileFreeTimer  # noqa: E402
 from nerfreg.utils.config import load_config  # noqa: E402
 from nerfreg.visualization.images import fit_width, hconcat, to_uint8, vconcat  # noqa: E402
 
@@ -76,15 +76,13 @@ class TimeBudgetHook(Hook):
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
         self.train_time = 0.0
-        self._t0 = 0.0
-        self._c0 = 0.0
+        self._clock = CompileFreeTimer()
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._c0 = compile_seconds()
-        self._t0 = time.perf_counter()
+        self._clock.start()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self.train_time += time.perf_counter() - self._t0 - (compile_seconds() - self._c0)
+        self.train_time += self._clock.elapsed()
         if self.seconds is not None and self.train_time >= self.seconds:
             runner.stop_training = True
 

@@ -25,7 +25,7 @@ from mmengine.hooks import Hook
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nerfreg.engine import DefaultTrainer  # noqa: E402
-from nerfreg.utils.compile_notice import compile_seconds  # noqa: E402
+from nerfreg.utils.compile_notice import CompileFreeTimer, compile_seconds  # noqa: E402
 from nerfreg.utils.config import load_config  # noqa: E402
 
 
@@ -39,22 +39,18 @@ class BudgetEvalHook(Hook):
         self.out = out
         self.train_time = 0.0
         self.records: list[dict] = []
-        self._t0 = 0.0
-        self._c0 = 0.0
+        self._clock = CompileFreeTimer()
 
     def before_train(self, runner) -> None:
-        self._c0 = compile_seconds()
-        self._t0 = time.perf_counter()
+        self._clock.start()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        now, compiled = time.perf_counter(), compile_seconds()
-        self.train_time += now - self._t0 - (compiled - self._c0)
+        self.train_time += self._clock.elapsed()
         while self.budgets and self.train_time >= self.budgets[0]:
             self._record(runner, self.budgets.pop(0))
         if not self.budgets:
             runner.stop_training = True
-        self._t0 = time.perf_counter()  # evaluation time is not training time
-        self._c0 = compile_seconds()
+        self._clock.start()  # evaluation time is not training time
 
     def after_train(self, runner) -> None:
         if self.budgets:  # the schedule ended before the last budget: score the end state

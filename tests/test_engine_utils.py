@@ -30,13 +30,17 @@ def test_compile_notice_and_clock_only_when_a_cached_kernel_really_compiles(tmp_
         import sys, numpy as np
         sys.path[:0] = [{str(REPO)!r}, {str(tmp_path)!r}]
         import time
-        from nerfreg.utils.compile_notice import announce_kernel_compiles, compile_seconds
+        from nerfreg.utils.compile_notice import (announce_kernel_compiles, compile_seconds,
+                                                   CompileFreeTimer)
         announce_kernel_compiles(lambda m: print('NOTICE', m))
         import kernel_mod
         kernel_mod.plain(np.ones(3))
+        timer = CompileFreeTimer()
+        timer.start()
         c0, t0 = compile_seconds(), time.perf_counter()
         print(kernel_mod.total(np.ones(3)), kernel_mod.total(np.ones(4)))
-        print('CLOCK', compile_seconds() - c0, time.perf_counter() - t0)
+        free = timer.elapsed()
+        print('CLOCK', compile_seconds() - c0, time.perf_counter() - t0, free)
     ''')
     runs = [subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                            timeout=300) for _ in range(2)]
@@ -49,6 +53,9 @@ def test_compile_notice_and_clock_only_when_a_cached_kernel_really_compiles(tmp_
     clocks = [[float(v) for v in out.split('CLOCK')[1].split()] for out in (first, second)]
     assert 0.5 * clocks[0][1] < clocks[0][0] <= clocks[0][1]
     assert clocks[1][0] == 0.0
+    # CompileFreeTimer: the interval's wall time without its compile time
+    for compiled, wall, free in clocks:
+        assert 0.0 <= free < wall - compiled + 0.05
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path, monkeypatch):

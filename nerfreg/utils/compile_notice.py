@@ -4,7 +4,8 @@ Numba compiles a cached kernel (``cache=True``) the first time it runs on a mach
 loads it from its cache afterwards; the compile of nerfreg's CPU rasterizer takes about a
 minute on 2 cores with no output. A numba event listener prints one line when the first
 cache miss starts compiling, and nothing on later (cached) runs. ``compile_seconds`` counts
-the time spent compiling, so benchmarks can leave it out of training time.
+the time spent compiling and ``CompileFreeTimer`` leaves it out of a measured interval, so
+benchmarks can leave it out of training time.
 """
 
 from __future__ import annotations
@@ -82,3 +83,18 @@ def compile_seconds() -> float:
         event.register('numba:compile', clock)
         _clock.append(clock)
     return _clock[0].total
+
+
+class CompileFreeTimer:
+    """Wall time since ``start()`` minus the numba compile time in that interval."""
+
+    def __init__(self) -> None:
+        self._t0 = 0.0
+        self._c0 = 0.0
+
+    def start(self) -> None:
+        self._c0 = compile_seconds()
+        self._t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0 - (compile_seconds() - self._c0)
