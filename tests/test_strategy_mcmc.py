@@ -4,6 +4,7 @@ initial subsampling and bit-exact resume."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -126,6 +127,33 @@ def test_noise_is_zero_when_disabled_and_moves_only_transparent_gaussians():
     before = model.params['means'].detach().clone()
     strategy.step_post_backward(model.params, None, {}, 4, {'lr': {'means': 0.0}})
     assert torch.equal(model.params['means'], before)
+
+
+def test_noise_and_scale_regulariser_are_in_units_of_the_scene_extent():
+    """The same Gaussians in a world k times larger (means and scales x k, and the
+    optimizer's scene extent, hence the means lr, x k) move k times as far under the same
+    noise draw and pay the same scale regulariser: the values mean the same at any scale."""
+    k = 6.4
+    moved, reg = [], []
+    for factor in (1.0, k):
+        torch.manual_seed(0)                            # the initial scales are jittered
+        model = _model(30)
+        with torch.no_grad():
+            model.params['means'].mul_(factor)
+            model.params['scales'].add_(math.log(factor))
+            model.params['opacities'].fill_(-6.0)       # transparent enough to be moved
+        opt = GaussianOptimizer(model, scene_extent=factor, strategy=dict(
+            type='MCMCStrategy', noise_lr=5e5, refine_start=10_000, opacity_reg=0.0,
+            scale_reg=0.01))
+        batch = {'image': torch.zeros(1, 8, 8, 3)}
+        reg.append(model.get_loss_dict({'rgb': torch.zeros(1, 8, 8, 3)}, batch)['scale_reg'])
+        before = model.params['means'].detach().clone()
+        opt.strategy.step_post_backward(model.params, opt.optimizer, opt.strategy_state, 3,
+                                        {'lr': opt.get_lr()})
+        moved.append(model.params['means'].detach() - before)
+    assert moved[0].abs().max() > 1e-3
+    torch.testing.assert_close(moved[1], k * moved[0], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(reg[1], reg[0])
 
 
 def test_regularisers_reach_the_model_loss():

@@ -4,7 +4,7 @@ fixed budget, SGLD position noise and opacity / scale regularisers."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -40,6 +40,13 @@ class MCMCStrategy(Strategy):
     ``scale_reg * mean(scale)`` to the model's loss (the paper's L1 regularisers, which
     make unused Gaussians fade and be relocated).
 
+    ``noise_lr`` and ``scale_reg`` are in units of the scene extent (the optimizer's
+    ``scene_scale``, e.g. 6.3 for cup's COLMAP model): the noise is divided by the extent
+    squared (the means lr grows with the extent and the covariance with its square, while
+    a displacement should grow with the extent) and the scale regulariser by the extent.
+    So the paper's values act alike in any world units, as they do in gsplat's trainer,
+    which normalises the world to an extent of about 1.
+
     With more initial points than ``cap_max`` a random subset of ``cap_max`` is kept (and
     logged). Random numbers come from generators seeded by ``(seed, step)``, so resumed
     and multi-process runs relocate and perturb identically.
@@ -57,6 +64,9 @@ class MCMCStrategy(Strategy):
     scale_reg: float = 0.01
     seed: int = 0
     verbose: bool = False
+    #: the scene extent ``noise_lr`` and ``scale_reg`` are divided by (set at
+    #: ``initialize_state`` from the optimizer's ``scene_scale``)
+    extent: float = field(default=1.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if int(self.cap_max) < 1:
@@ -70,6 +80,12 @@ class MCMCStrategy(Strategy):
         return generator
 
     # ------------------------------------------------------------------ setup
+    def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
+        if not scene_scale > 0:
+            raise ValueError(f'MCMCStrategy: scene_scale must be > 0, got {scene_scale}')
+        self.extent = float(scene_scale)
+        return super().initialize_state(scene_scale)
+
     def check_sanity(self, params: Params, optimizer: torch.optim.Optimizer) -> None:
         super().check_sanity(params, optimizer)
         missing = [k for k in ('means', 'scales', 'quats', 'opacities') if k not in params]
@@ -106,7 +122,7 @@ class MCMCStrategy(Strategy):
         return self.opacity_reg * torch.sigmoid(params['opacities']).mean()
 
     def _scale_reg(self, params: Params) -> Tensor:
-        return self.scale_reg * torch.exp(params['scales']).mean()
+        return self.scale_reg / self.extent * torch.exp(params['scales']).mean()
 
     # ------------------------------------------------------------------ main entry
     def step_post_backward(self, params: Params, optimizer: torch.optim.Optimizer,
@@ -124,7 +140,8 @@ class MCMCStrategy(Strategy):
             lr = info.get('lr', {})
             lr = lr.get('means', 0.0) if isinstance(lr, dict) else float(lr)
             generator = self._generator(params['means'].device, step, 1)
-            ops.inject_noise(params, float(lr) * self.noise_lr, generator=generator)
+            ops.inject_noise(params, float(lr) * self.noise_lr / self.extent**2,
+                             generator=generator)
         return stats
 
     # ------------------------------------------------------------------ moves
