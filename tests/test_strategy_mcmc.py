@@ -156,6 +156,18 @@ def test_noise_and_scale_regulariser_are_in_units_of_the_scene_extent():
     torch.testing.assert_close(reg[1], reg[0])
 
 
+def test_a_loaded_state_keeps_the_scene_extent():
+    """Resuming restores the strategy state; the regulariser must still be divided by the
+    scene's extent, not by the 1 a fresh state starts from."""
+    model = _model(20)
+    opt = GaussianOptimizer(model, scene_extent=2.5, strategy=dict(type='MCMCStrategy'))
+    resumed = GaussianOptimizer(model, scene_extent=2.5, strategy=dict(type='MCMCStrategy'))
+    resumed.load_state_dict(opt.state_dict())
+    batch = {'image': torch.zeros(1, 8, 8, 3)}
+    loss = model.get_loss_dict({'rgb': torch.zeros(1, 8, 8, 3)}, batch)['scale_reg']
+    torch.testing.assert_close(loss, 0.01 / 2.5 * torch.exp(model.params['scales']).mean())
+
+
 def test_regularisers_reach_the_model_loss():
     model = _model(20)
     GaussianOptimizer(model, strategy=dict(type='MCMCStrategy', opacity_reg=0.01,
@@ -191,12 +203,12 @@ def test_state_dict_resume_is_exact_across_relocation():
     strategy = dict(type='MCMCStrategy', cap_max=60, refine_start=1, refine_every=2,
                     min_opacity=0.45, noise_lr=5e5)
     model = _model(40)
-    opt = GaussianOptimizer(model, strategy=strategy)
+    opt = GaussianOptimizer(model, scene_extent=2.5, strategy=strategy)
     for step in range(5):
         _fake_step(model, opt, step, seed=step)
     model_sd, opt_sd = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
     model2 = GaussianSplatting(sh_degree=1)
-    opt2 = GaussianOptimizer(model2, strategy=strategy)
+    opt2 = GaussianOptimizer(model2, scene_extent=2.5, strategy=strategy)
     model2.load_state_dict(model_sd)
     opt2.load_state_dict(opt_sd)
     stats = [[], []]
