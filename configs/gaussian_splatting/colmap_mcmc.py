@@ -8,5 +8,5 @@ optimizer = dict(strategy=dict(
     cap_max=1_000_000,     # Gaussian budget (reached by +5% every refine_every steps)
     refine_start=500, refine_stop=25_000, refine_every=100, growth_rate=0.05,
     min_opacity=0.005,     # at or below: relocated onto live Gaussians
-    noise_lr=5e5,          # SGLD position noise x means lr
-    opacity_reg=0.01, scale_reg=0.01))
+    noise_lr=5e5,          # SGLD position noise x means lr / scene extent^2
+    opacity_reg=0.01, scale_reg=0.01))  # scale_reg is divided by the scene extent

@@ -41,7 +41,7 @@ class MCMCStrategy(Strategy):
     make unused Gaussians fade and be relocated).
 
     ``noise_lr`` and ``scale_reg`` are in units of the scene extent (the optimizer's
-    ``scene_scale``, e.g. 6.3 for cup's COLMAP model): the noise is divided by the extent
+    ``scene_scale``, e.g. 6.4 for cup's COLMAP model): the noise is divided by the extent
     squared (the means lr grows with the extent and the covariance with its square, while
     a displacement should grow with the extent) and the scale regulariser by the extent.
     So the paper's values act alike in any world units, as they do in gsplat's trainer,
