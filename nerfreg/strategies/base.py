@@ -107,7 +107,7 @@ class Strategy:
         Checkpoints hold statistics summed over ranks (``global_state``): rank 0 takes the
         sums and the other ranks start theirs at zero, so the next all-reduce is exact.
         """
-        state = self.initialize_state()
+        state = self.initialize_state(float(state_dict.get('scene_scale', 1.0)))
         for k, v in state_dict.items():
             state[k] = v.to(device) if isinstance(v, Tensor) and device is not None else v
         if self.sync_across_ranks and get_rank() > 0:

@@ -65,7 +65,7 @@ class MCMCStrategy(Strategy):
     seed: int = 0
     verbose: bool = False
     #: the scene extent ``noise_lr`` and ``scale_reg`` are divided by (the state's
-    #: ``scene_scale``, set by ``initialize_state`` and ``load_state_dict``)
+    #: ``scene_scale``, set by ``initialize_state``, which loading a state also calls)
     extent: float = field(default=1.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,13 +85,6 @@ class MCMCStrategy(Strategy):
             raise ValueError(f'MCMCStrategy: scene_scale must be > 0, got {scene_scale}')
         self.extent = float(scene_scale)
         return super().initialize_state(scene_scale)
-
-    def load_state_dict(self, state_dict: dict[str, Any],
-                        device: torch.device | str | None = None) -> dict[str, Any]:
-        extent = self.extent
-        state = super().load_state_dict(state_dict, device)  # re-initialises with extent 1
-        self.extent = float(state.get('scene_scale', extent))
-        return state
 
     def check_sanity(self, params: Params, optimizer: torch.optim.Optimizer) -> None:
         super().check_sanity(params, optimizer)
