@@ -13,6 +13,7 @@ import torch
 
 from nerfreg.cameras import Cameras
 from nerfreg.datasets import ColmapDataset, DatasetError, natural_key
+from nerfreg.datasets.base import camera_extent
 from nerfreg.datasets.colmap_io import (
     ColmapCamera,
     ColmapImage,
@@ -348,3 +349,38 @@ def test_images_outside_the_model_are_ignored(tmp_path):
     shutil.copy(tmp_path / 'images' / '0.png', tmp_path / 'images' / 'extra.png')
     ds = ColmapDataset(tmp_path, holdout_every=0)
     assert sorted(ds.train.names) == ['0.png', '1.png', '2.png']
+
+
+def _tripod(n: int, center=(1.0, 2.0, 3.0)) -> Cameras:
+    """n cameras turned about one centre (a tripod pan)."""
+    c2w = np.tile(np.eye(4), (n, 1, 1))
+    for i in range(n):
+        a = 2 * np.pi * i / max(n, 1)
+        c2w[i, :3, :3] = [[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]
+        c2w[i, :3, 3] = center
+    return Cameras.from_opengl_c2w(c2w, 50.0, 50.0, 32.0, 24.0, 64, 48)
+
+
+def test_scene_extent_falls_back_when_camera_centres_coincide(tmp_path):
+    from mmengine.logging import MMLogger
+    # spread cameras: 3DGS' 1.1 x largest distance to the mean centre, points ignored
+    ring = _tripod(4)
+    ring.t = ring.t + torch.tensor([[3.0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]])
+    centers = ring.centers().double()
+    expected = 1.1 * float((centers - centers.mean(0)).norm(dim=-1).max())
+    assert camera_extent(ring, torch.zeros(5, 3))[1] == pytest.approx(expected, rel=1e-5)
+    # a tripod pan (or one view): 1.1 x the median depth of the sparse points, not ~0,
+    # and the run log says so
+    log_file = tmp_path / 'run.log'
+    logger = MMLogger.get_instance(f'extent_{tmp_path.name}', log_file=str(log_file))
+    pts = torch.tensor([1.0, 2.0, 3.0]) + torch.tensor(
+        [[5.0, 0, 0], [0, 7.0, 0], [0, 0, 9.0], [0, 0, -100.0], [200.0, 0, 0]])
+    for n in (1, 3):
+        center, extent = camera_extent(_tripod(n), pts)
+        torch.testing.assert_close(center, torch.tensor([1.0, 2.0, 3.0]))
+        assert extent == pytest.approx(1.1 * 9.0, rel=1e-5)
+    # no points: a unit extent
+    assert camera_extent(_tripod(2))[1] == pytest.approx(1.1)
+    for handler in logger.handlers:
+        handler.flush()
+    assert log_file.read_text().count('share one centre') == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Union
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 
 from nerfreg.cameras import Cameras
 
@@ -93,16 +95,30 @@ def parse_background(background: BackgroundLike) -> torch.Tensor:
     return bg.float()
 
 
-def camera_extent(cameras: Cameras) -> tuple[torch.Tensor, float]:
+def camera_extent(cameras: Cameras,
+                  points: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """(centre [3], extent): mean of camera centres and 1.1 x the largest distance to it.
 
     This is 3DGS' "cameras extent" (``getNerfppNorm``) that scales its densification
-    thresholds and learning rates.
+    thresholds and learning rates. When the centres coincide (one training view, or a
+    capture turned on a tripod) that distance is zero and every threshold scaled by it
+    would collapse, so the extent falls back to 1.1 x the median distance from the centre
+    to the sparse ``points`` (the scene's depth), or to 1.1 without points, with a warning.
     """
     centers = cameras.centers().double()
-    center = centers.mean(0)
+    center = centers.mean(0) if len(centers) else torch.zeros(3, dtype=torch.float64)
     radius = float((centers - center).norm(dim=-1).max()) if len(centers) else 0.0
-    return center.float(), max(1.1 * radius, 1e-6)
+    depth = 1.0
+    if points is not None and len(points):
+        depth = float((points.double() - center).norm(dim=-1).median()) or 1.0
+    if radius <= 1e-6 * depth:
+        radius = depth
+        source = 'the median distance to the sparse points' if depth != 1.0 else '1'
+        print_log(f'The {len(centers)} training camera(s) share one centre, so the scene '
+                  f'extent (which scales densification thresholds and the means lr) falls '
+                  f'back to 1.1 x {source} = {1.1 * radius:.4g}.', logger='current',
+                  level=logging.WARNING)
+    return center.float(), 1.1 * radius
 
 
 def orient_and_scale(cameras: Cameras, points: torch.Tensor | None, orient: bool,
@@ -166,7 +182,7 @@ class BaseSceneDataset:
 
     def _set_normalisation(self) -> None:
         cams = self.train.cameras if len(self.train) else self.test.cameras
-        self.scene_center, self.scene_extent = camera_extent(cams)
+        self.scene_center, self.scene_extent = camera_extent(cams, getattr(self, 'points', None))
 
     def build_splits(self, cameras: Cameras, imgs: list[np.ndarray],
                      alphas: list[np.ndarray | None], names: list[str], holdout_every: int,
