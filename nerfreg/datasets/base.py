@@ -108,12 +108,12 @@ def camera_extent(cameras: Cameras,
     centers = cameras.centers().double()
     center = centers.mean(0) if len(centers) else torch.zeros(3, dtype=torch.float64)
     radius = float((centers - center).norm(dim=-1).max()) if len(centers) else 0.0
-    depth = 1.0
+    depth, source = 1.0, '1 (no sparse points)'
     if points is not None and len(points):
         depth = float((points.double() - center).norm(dim=-1).median()) or 1.0
+        source = 'the median distance to the sparse points'
     if radius <= 1e-6 * depth:
         radius = depth
-        source = 'the median distance to the sparse points' if depth != 1.0 else '1'
         print_log(f'The {len(centers)} training camera(s) share one centre, so the scene '
                   f'extent (which scales densification thresholds and the means lr) falls '
                   f'back to 1.1 x {source} = {1.1 * radius:.4g}.', logger='current',
